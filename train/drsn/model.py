@@ -1,0 +1,200 @@
+"""PyTorch twin of the C engine: STFT, band features, causal DRSN and gain application.
+
+docs/design.md is the specification both sides implement; the golden-vector test holds them
+to within 1e-4 of each other.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DEFAULT_BAND_CENTRES_HZ = [
+    0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1500, 1750, 2100,
+    2450, 2850, 3350, 3900, 4550, 5300, 6150, 7100, 8250, 9600, 11100, 12900, 14900, 17300, 20000,
+]
+ENERGY_EPSILON = 1e-9
+
+
+class Config:
+    def __init__(self, rate_hz=48000, window_samples=960, hop_samples=480,
+                 band_centres_hz=None, channels=16, dilations=(1, 2, 4, 8),
+                 kernel_time=2, kernel_freq=3, attention_hidden=16):
+        self.rate_hz = rate_hz
+        self.window_samples = window_samples
+        self.hop_samples = hop_samples
+        self.band_centres_hz = list(band_centres_hz or DEFAULT_BAND_CENTRES_HZ)
+        self.channels = channels
+        self.dilations = list(dilations)
+        self.kernel_time = kernel_time
+        self.kernel_freq = kernel_freq
+        self.attention_hidden = attention_hidden
+
+    @property
+    def band_count(self):
+        return len(self.band_centres_hz)
+
+    def to_dict(self):
+        return dict(vars(self))
+
+
+def band_weights(centres_hz, window, rate_hz):
+    """Triangular band weights [bands, bins]; each bin's weights add up to 1."""
+    bins = window // 2 + 1
+    w = torch.zeros(len(centres_hz), bins, dtype=torch.float64)
+    c = centres_hz
+    for k in range(bins):
+        f = k * rate_hz / window
+        if f <= c[0]:
+            w[0, k] = 1.0
+        elif f >= c[-1]:
+            w[-1, k] = 1.0
+        else:
+            b = max(i for i in range(len(c) - 1) if c[i] <= f)
+            t = (f - c[b]) / (c[b + 1] - c[b])
+            w[b, k] = 1.0 - t
+            w[b + 1, k] = t
+    return w.float()
+
+
+def sqrt_hann(window):
+    n = torch.arange(window, dtype=torch.float64)
+    return torch.sqrt(0.5 - 0.5 * torch.cos(2 * math.pi * n / window)).float()
+
+
+class CausalConv(nn.Module):
+    """Conv2d over [batch, channels, time, bands], causal in time, centred in frequency."""
+
+    def __init__(self, cin, cout, kt, kf, dilation=1):
+        super().__init__()
+        self.pad_time = (kt - 1) * dilation
+        self.pad_freq = (kf - 1) // 2
+        self.conv = nn.Conv2d(cin, cout, (kt, kf), dilation=(dilation, 1))
+
+    def forward(self, x):
+        x = F.pad(x, (self.pad_freq, self.pad_freq, self.pad_time, 0))
+        return self.conv(x)
+
+
+def soft_threshold(x, tau):
+    return torch.sign(x) * torch.relu(x.abs() - tau)
+
+
+class ShrinkageBlock(nn.Module):
+    """Residual shrinkage block with channel-wise thresholds pooled over frequency per frame."""
+
+    def __init__(self, cfg, dilation, shrink=True, shared_threshold=False):
+        super().__init__()
+        c, h = cfg.channels, cfg.attention_hidden
+        self.conv1 = CausalConv(c, c, cfg.kernel_time, cfg.kernel_freq, dilation)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = CausalConv(c, c, 1, cfg.kernel_freq)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.fc1 = nn.Linear(c, h)
+        self.bn_fc = nn.BatchNorm1d(h)
+        self.fc2 = nn.Linear(h, c)
+        self.shrink = shrink
+        self.shared_threshold = shared_threshold
+
+    def forward(self, x):
+        a = F.relu(self.bn1(self.conv1(x)))
+        r = self.bn2(self.conv2(a))
+        if not self.shrink:
+            return x + r
+        m = r.abs().mean(dim=3)                      # [N, C, T]: pooled over bands per frame
+        n, c, t = m.shape
+        z = self.fc1(m.permute(0, 2, 1).reshape(n * t, c))
+        z = F.relu(self.bn_fc(z))
+        alpha = torch.sigmoid(self.fc2(z)).reshape(n, t, c).permute(0, 2, 1)
+        if self.shared_threshold:
+            tau = (alpha * m).mean(dim=1, keepdim=True)
+        else:
+            tau = alpha * m
+        return x + soft_threshold(r, tau.unsqueeze(-1))
+
+
+class DRSN(nn.Module):
+    def __init__(self, cfg, shrink=True, shared_threshold=False):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        self.register_buffer("feature_mean", torch.zeros(cfg.band_count))
+        self.register_buffer("feature_scale", torch.ones(cfg.band_count))
+        self.stem = CausalConv(1, c, cfg.kernel_time, cfg.kernel_freq)
+        self.stem_bn = nn.BatchNorm2d(c)
+        self.blocks = nn.ModuleList(
+            [ShrinkageBlock(cfg, d, shrink, shared_threshold) for d in cfg.dilations])
+        self.gain = nn.Conv2d(c, 1, 1)
+        self.vad = nn.Linear(c, 1)
+        nn.init.constant_(self.gain.bias, 2.0)
+
+        self.register_buffer("window", sqrt_hann(cfg.window_samples))
+        self.register_buffer("weights", band_weights(cfg.band_centres_hz, cfg.window_samples, cfg.rate_hz))
+
+    # Signal path ---------------------------------------------------------------------------
+
+    def stft(self, x):
+        """x [N, samples] -> complex [N, bins, frames], framed as the streaming engine does."""
+        cfg = self.cfg
+        x = F.pad(x, (cfg.window_samples - cfg.hop_samples, 0))
+        return torch.stft(x, cfg.window_samples, cfg.hop_samples, window=self.window,
+                          center=False, return_complex=True)
+
+    def features(self, spec):
+        """Complex spectrum [N, bins, frames] -> normalised log band energies [N, frames, bands]."""
+        power = spec.real ** 2 + spec.imag ** 2
+        energy = torch.einsum("bk,nkt->ntb", self.weights, power)
+        return (torch.log(energy + ENERGY_EPSILON) - self.feature_mean) * self.feature_scale
+
+    def network(self, feat, trace=None):
+        """feat [N, frames, bands] -> gains [N, frames, bands], voice [N, frames]."""
+        h = F.relu(self.stem_bn(self.stem(feat.unsqueeze(1))))
+        if trace is not None:
+            trace.append(h)
+        for block in self.blocks:
+            h = block(h)
+            if trace is not None:
+                trace.append(h)
+        u = F.relu(h)
+        gains = torch.sigmoid(self.gain(u)).squeeze(1)
+        voice = torch.sigmoid(self.vad(u.mean(dim=3).permute(0, 2, 1))).squeeze(-1)
+        return gains, voice
+
+    def bin_gains(self, gains):
+        """Band gains [N, frames, bands] -> bin gains [N, bins, frames]."""
+        return torch.einsum("bk,ntb->nkt", self.weights, gains)
+
+    def forward(self, x):
+        spec = self.stft(x)
+        gains, voice = self.network(self.features(spec))
+        return spec, spec * self.bin_gains(gains), gains, voice
+
+    def macs_per_frame(self):
+        cfg = self.cfg
+        c, b, kt, kf, h = cfg.channels, cfg.band_count, cfg.kernel_time, cfg.kernel_freq, cfg.attention_hidden
+        per_block = c * c * kt * kf * b + c * c * kf * b + 2 * c * h
+        return c * kt * kf * b + len(cfg.dilations) * per_block + c * b + c
+
+
+def fold_bn_conv(conv, bn):
+    """Return (weight, bias) of conv followed by eval-mode BatchNorm."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    w = conv.weight * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
+    b = (conv.bias - bn.running_mean) * scale + bn.bias
+    return w.detach(), b.detach()
+
+
+def folded_tensors(model):
+    """Name -> tensor dict in the model-file layout, with every BatchNorm folded."""
+    t = {"feature_mean": model.feature_mean, "feature_scale": model.feature_scale}
+    t["stem.weight"], t["stem.bias"] = fold_bn_conv(model.stem.conv, model.stem_bn)
+    for i, blk in enumerate(model.blocks):
+        p = f"blocks.{i}."
+        t[p + "conv1.weight"], t[p + "conv1.bias"] = fold_bn_conv(blk.conv1.conv, blk.bn1)
+        t[p + "conv2.weight"], t[p + "conv2.bias"] = fold_bn_conv(blk.conv2.conv, blk.bn2)
+        t[p + "fc1.weight"], t[p + "fc1.bias"] = fold_bn_conv(blk.fc1, blk.bn_fc)
+        t[p + "fc2.weight"], t[p + "fc2.bias"] = blk.fc2.weight.detach(), blk.fc2.bias.detach()
+    t["gain.weight"], t["gain.bias"] = model.gain.weight.detach(), model.gain.bias.detach()
+    t["vad.weight"], t["vad.bias"] = model.vad.weight.detach(), model.vad.bias.detach()
+    return {k: v.detach().float().contiguous() for k, v in t.items()}

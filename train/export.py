@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""Export a training checkpoint as a model file plus golden vectors for the C tests.
+
+Usage: /usr/bin/python3 train/export.py CHECKPOINT [--model OUT.drsn] [--golden OUT.bin]
+
+BatchNorm layers are folded into the preceding weights. The golden vectors hold a fixed test
+signal and, per frame, the features, every layer's output, the gains and the voice probability.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drsn import modelfile  # noqa: E402
+from drsn.model import DRSN, Config, folded_tensors  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def golden_signal(rate_hz, frames, hop):
+    """A deterministic mix of a gliding harmonic tone, noise bursts and a click."""
+    rng = np.random.default_rng(1234)
+    n = frames * hop
+    t = np.arange(n) / rate_hz
+    f0 = 140 + 60 * t / t[-1]
+    phase = 2 * np.pi * np.cumsum(f0) / rate_hz
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 30)) * 0.1
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    noise = rng.standard_normal(n) * 0.02
+    x = voiced * envelope + noise
+    x[n // 3] += 0.8
+    return x.astype(np.float32)
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu")
+    cfg = Config(**ck["config"])
+    model = DRSN(cfg, **ck.get("variant", {}))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint", help="checkpoint written by train.py, or 'random' for an untrained model")
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "default.drsn"))
+    ap.add_argument("--golden", default=os.path.join(ROOT, "tests", "data", "golden.bin"))
+    ap.add_argument("--golden-frames", type=int, default=64)
+    args = ap.parse_args()
+
+    if args.checkpoint == "random":
+        torch.manual_seed(0)
+        model = DRSN(Config())
+        model.feature_mean.fill_(-8.0)
+        model.feature_scale.fill_(0.25)
+        # Give the BatchNorm layers non-trivial statistics so that folding is exercised.
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.1, 0.1)
+        model.eval()
+    else:
+        model, _ = load_checkpoint(args.checkpoint)
+
+    size = modelfile.write_model(args.model, model.cfg, folded_tensors(model))
+    cfg = model.cfg
+    signal = golden_signal(cfg.rate_hz, args.golden_frames, cfg.hop_samples)
+    frames = modelfile.write_golden(args.golden, model, signal)
+    macs = model.macs_per_frame() * cfg.rate_hz / cfg.hop_samples
+    print(f"wrote {args.model} ({size} bytes, {macs / 1e6:.1f} M MAC/s) and {args.golden} ({frames} frames)")
+
+
+if __name__ == "__main__":
+    main()
