@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Train the causal DRSN denoiser on mixtures made on the fly, with checkpoints and resume.
+
+Usage: /usr/bin/python3 train/train.py --run NAME [--steps N] [--batch B] [--seconds S]
+
+Checkpoints go to DATA/runs/NAME/ (DATA defaults to ~/.cache/drsn-denoise): last.pt every
+--checkpoint-every steps and best.pt whenever the validation loss improves. Running the same
+command again resumes from last.pt, including the random state of the mixer.
+"""
+
+import argparse
+import json
+import math
+import os
+import pickle
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from drsn.mixer import RATE_HZ, Mixer  # noqa: E402
+from drsn.model import DRSN, Config  # noqa: E402
+
+COMPRESSION = 0.3
+OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean target
+COMPLEX_WEIGHT = 0.3
+VOICE_WEIGHT = 0.05
+
+
+def default_data_dir():
+    return os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise"))
+
+
+def bin_mask(model, cutoff_hz):
+    """[N, bins, 1] mask that keeps the bins at or below each example's loss cutoff."""
+    cfg = model.cfg
+    freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+    return (freqs[None, :] <= cutoff_hz[:, None]).float().unsqueeze(-1)
+
+
+def loss_terms(model, noisy, clean, cutoff_hz):
+    spec, out, gains, voice = model(noisy)
+    target = model.stft(clean)
+    mask = bin_mask(model, cutoff_hz)
+
+    out_mag = (out.abs() + 1e-8) ** COMPRESSION
+    tgt_mag = (target.abs() + 1e-8) ** COMPRESSION
+    diff = out_mag - tgt_mag
+    weight = 1.0 + (OVER_SUPPRESSION_WEIGHT - 1.0) * (diff < 0).float()
+    norm = mask.sum() * out.shape[-1] + 1e-9
+    magnitude = (mask * weight * diff ** 2).sum() / norm
+
+    # Compressed complex spectra, written without angle() because its gradient at 0 is NaN.
+    out_c = out * (out_mag / (out.abs() + 1e-8))
+    tgt_c = target * (tgt_mag / (target.abs() + 1e-8))
+    complex_term = (mask * (out_c - tgt_c).abs() ** 2).sum() / norm
+
+    # Frames whose clean energy is within 40 dB of the crop's loudest frame count as speech.
+    frame_energy = (target.abs() ** 2).sum(dim=1)
+    peak = frame_energy.max(dim=1, keepdim=True).values
+    voice_target = ((frame_energy > peak * 1e-4) & (peak > 1e-3)).float()
+    voice_term = F.binary_cross_entropy(voice.clamp(1e-6, 1 - 1e-6), voice_target)
+
+    total = magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
+    return total, {"magnitude": magnitude.item(), "complex": complex_term.item(), "voice": voice_term.item()}
+
+
+@torch.no_grad()
+def feature_statistics(model, mixer, rng, batches=20, batch=16):
+    feats = []
+    for _ in range(batches):
+        noisy, _clean, _cut = mixer.batch(rng, batch)
+        spec = model.stft(torch.from_numpy(noisy))
+        power = spec.real ** 2 + spec.imag ** 2
+        energy = torch.einsum("bk,nkt->ntb", model.weights, power)
+        feats.append(torch.log(energy + 1e-9).reshape(-1, model.cfg.band_count))
+    f = torch.cat(feats)
+    return f.mean(dim=0), 1.0 / (f.std(dim=0) + 1e-3)
+
+
+@torch.no_grad()
+def validate(model, val_batches):
+    model.eval()
+    total, count = 0.0, 0
+    for noisy, clean, cutoff in val_batches:
+        loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff))
+        total += loss.item()
+        count += 1
+    model.train()
+    return total / count
+
+
+def learning_rate(step, args):
+    warmup = 200
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, args.steps - warmup))
+    return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save(path, model, optimizer, step, best, rng, args, history):
+    tmp = path + ".tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "best": best, "rng": pickle.dumps(rng), "config": model.cfg.to_dict(),
+                "variant": {"shrink": args.shrink, "shared_threshold": args.shared_threshold},
+                "args": vars(args), "history": history}, tmp)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", required=True, help="run name; checkpoints go to DATA/runs/RUN")
+    ap.add_argument("--data", default=default_data_dir())
+    ap.add_argument("--corpus", default=None, help="corpus directory (default DATA/corpus)")
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=2.0, help="length of each training crop")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-every", type=int, default=100)
+    ap.add_argument("--validate-every", type=int, default=500)
+    ap.add_argument("--val-batches", type=int, default=8)
+    ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
+    ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    corpus = args.corpus or os.path.join(args.data, "corpus")
+    run_dir = os.path.join(args.data, "runs", args.run)
+    os.makedirs(run_dir, exist_ok=True)
+    last_path = os.path.join(run_dir, "last.pt")
+
+    cfg = Config(channels=args.channels, attention_hidden=args.channels)
+    model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    train_mix = Mixer(corpus, "train", seconds=args.seconds)
+    val_mix = Mixer(corpus, "val", seconds=args.seconds)
+    val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
+
+    step, best, history = 0, float("inf"), []
+    if os.path.exists(last_path):
+        ck = torch.load(last_path, map_location="cpu")
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        step, best, history = ck["step"], ck["best"], ck.get("history", [])
+        rng = pickle.loads(ck["rng"])
+        print(f"resumed {run_dir} at step {step}", flush=True)
+    else:
+        rng = np.random.default_rng(args.seed)
+        mean, scale = feature_statistics(model, train_mix, rng)
+        model.feature_mean.copy_(mean)
+        model.feature_scale.copy_(scale)
+        print(f"training {run_dir}: {sum(p.numel() for p in model.parameters())} parameters, "
+              f"{model.macs_per_frame() * cfg.rate_hz / cfg.hop_samples / 1e6:.1f} M MAC/s, "
+              f"speech {train_mix.speech.seconds / 3600:.2f} h, noise {train_mix.noise.seconds / 3600:.2f} h",
+              flush=True)
+
+    model.train()
+    started, window_loss = time.time(), []
+    while step < args.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args)
+        noisy, clean, cutoff = train_mix.batch(rng, args.batch)
+        loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        window_loss.append(loss.item())
+
+        if step % 50 == 0:
+            rate = (time.time() - started) / 50
+            started = time.time()
+            print(f"step {step} loss {np.mean(window_loss):.4f} {json.dumps(parts)} "
+                  f"lr {learning_rate(step, args):.2e} {rate:.2f} s/step", flush=True)
+            window_loss = []
+        if step % args.validate_every == 0 or step == args.steps:
+            val = validate(model, val_batches)
+            history.append({"step": step, "val": val, "time": time.time()})
+            print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
+            if val < best:
+                best = val
+                save(os.path.join(run_dir, "best.pt"), model, optimizer, step, best, rng, args, history)
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            save(last_path, model, optimizer, step, best, rng, args, history)
+    print(f"done at step {step}, best validation {best:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
