@@ -1,0 +1,123 @@
+/*
+ * drsn_bands.c: triangular band weights, band energies and features
+ * (docs/design.md, Features and Gains).
+ */
+#include "drsn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keeps ln() finite for silent bands (design.md). */
+#define DRSN_ENERGY_FLOOR 1e-9f
+
+drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
+                            double sample_rate_hz, uint32_t window,
+                            drsn_error *err)
+{
+  memset(bands, 0, sizeof *bands);
+  const uint32_t B = model->band_count;
+  const float *c = model->band_centres_hz;
+  bands->band_count = B;
+  bands->bins = window / 2 + 1;
+  bands->lo_band = malloc(bands->bins * sizeof *bands->lo_band);
+  bands->lo_weight = malloc(bands->bins * sizeof *bands->lo_weight);
+  bands->hi_weight = malloc(bands->bins * sizeof *bands->hi_weight);
+  if (!bands->lo_band || !bands->lo_weight || !bands->hi_weight) {
+    drsn_bands_free(bands);
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for %u band weights",
+                          window / 2 + 1);
+  }
+
+  const double ratio = (double)model->window_samples / (double)window;
+  bands->energy_scale = (float)(ratio * ratio);
+  bands->feature_mean = model->feature_mean;
+  bands->feature_scale = model->feature_scale;
+
+  uint32_t b = 0;
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const double f_hz = (double)k * sample_rate_hz / (double)window;
+    if (f_hz <= c[0]) {
+      bands->lo_band[k] = 0;
+      bands->lo_weight[k] = 1.0f;
+      bands->hi_weight[k] = 0.0f;
+    } else if (f_hz >= c[B - 1]) {
+      bands->lo_band[k] = B - 1;
+      bands->lo_weight[k] = 1.0f;
+      bands->hi_weight[k] = 0.0f;
+    } else {
+      while (b + 1 < B - 1 && f_hz >= c[b + 1])
+        b++;
+      const double t = (f_hz - c[b]) / ((double)c[b + 1] - (double)c[b]);
+      bands->lo_band[k] = b;
+      bands->lo_weight[k] = (float)(1.0 - t);
+      bands->hi_weight[k] = (float)t;
+    }
+  }
+  return DRSN_OK;
+}
+
+void drsn_bands_free(drsn_bands *bands)
+{
+  free(bands->lo_band);
+  free(bands->lo_weight);
+  free(bands->hi_weight);
+  memset(bands, 0, sizeof *bands);
+}
+
+float drsn_bands_weight(const drsn_bands *bands, uint32_t band, uint32_t bin)
+{
+  if (bin >= bands->bins || band >= bands->band_count)
+    return 0.0f;
+  if (bands->lo_band[bin] == band)
+    return bands->lo_weight[bin];
+  if (bands->lo_band[bin] + 1 == band)
+    return bands->hi_weight[bin];
+  return 0.0f;
+}
+
+void drsn_bands_energy(const drsn_bands *bands, const float *spectrum,
+                       float *energy)
+{
+  const uint32_t B = bands->band_count;
+  for (uint32_t b = 0; b < B; b++)
+    energy[b] = 0.0f;
+
+  /* hi_weight is 0 for the last band, so reading energy[B] is avoided by
+   * clamping the index; the product adds nothing there. */
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const float re = spectrum[2 * k], im = spectrum[2 * k + 1];
+    const float power = re * re + im * im;
+    const uint32_t lo = bands->lo_band[k];
+    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
+    energy[lo] += bands->lo_weight[k] * power;
+    energy[hi] += bands->hi_weight[k] * power;
+  }
+
+  for (uint32_t b = 0; b < B; b++)
+    energy[b] *= bands->energy_scale;
+}
+
+void drsn_bands_features(const drsn_bands *bands, const float *energy,
+                         float *features)
+{
+  for (uint32_t b = 0; b < bands->band_count; b++)
+    features[b] = (logf(energy[b] + DRSN_ENERGY_FLOOR) -
+                   bands->feature_mean[b]) *
+                  bands->feature_scale[b];
+}
+
+void drsn_bands_apply_gains(const drsn_bands *bands, const float *gains,
+                            fftwf_complex *spectrum)
+{
+  const uint32_t B = bands->band_count;
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const uint32_t lo = bands->lo_band[k];
+    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
+    const float g =
+        bands->lo_weight[k] * gains[lo] + bands->hi_weight[k] * gains[hi];
+    spectrum[k][0] *= g;
+    spectrum[k][1] *= g;
+  }
+}

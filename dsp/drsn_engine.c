@@ -1,0 +1,411 @@
+/*
+ * drsn_engine.c: streaming glue between host buffers, the STFT, the band
+ * features, the network and the gains (docs/design.md, Streaming).
+ */
+#include "drsn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define DRSN_HAVE_MXCSR 1
+#endif
+
+#define DRSN_MIN_RATE_HZ 8000.0
+#define DRSN_MAX_RATE_HZ 192000.0
+#define DRSN_DEFAULT_LIMIT_DB 30.0f
+#define DRSN_MAX_LIMIT_DB 100.0f
+/* Input beyond this magnitude is clamped before it enters the state. */
+#define DRSN_MAX_INPUT 1000.0f
+/* Magnitudes below this are flushed to zero in the audio path. */
+#define DRSN_TINY 1e-30f
+
+/** Audio state of one channel. */
+typedef struct {
+  float *input;            /**< [window] last window samples, oldest first */
+  float *ola;              /**< [window] overlap-add accumulator */
+  float *queue;            /**< [hop] finished output samples */
+  fftwf_complex *spectrum; /**< [bins] spectrum of the current frame */
+  float *energy;           /**< [B] band energies of the current frame */
+} drsn_channel;
+
+struct drsn_engine {
+  const drsn_model *model;
+  uint32_t channels;
+  drsn_stft stft;
+  drsn_bands bands;
+  drsn_channel ch[DRSN_MAX_CHANNELS];
+
+  /* One network per channel; linked mode uses the first only. */
+  drsn_net *nets[DRSN_MAX_CHANNELS];
+  float *features[DRSN_MAX_CHANNELS]; /**< [B] per net */
+  float *gains[DRSN_MAX_CHANNELS];    /**< [B] raw sigmoid gains per net */
+  float voice[DRSN_MAX_CHANNELS];
+  float *limited;     /**< [B] gains after the reduction limit */
+  float *energy_mean; /**< [B] linked mode */
+
+  /* Controls, written by the setters. */
+  int linked;
+  float limit_db;
+  float min_gain; /**< 10^(-limit_db / 20) */
+
+  /* Streaming position and meters. */
+  uint32_t fill; /**< samples of the current hop already received */
+  uint64_t frames;
+  float voice_probability;
+  float reduction_db;
+};
+
+static void channel_free(drsn_channel *c)
+{
+  fftwf_free(c->input);
+  fftwf_free(c->ola);
+  fftwf_free(c->queue);
+  fftwf_free(c->spectrum);
+  free(c->energy);
+  memset(c, 0, sizeof *c);
+}
+
+void drsn_engine_destroy(drsn_engine *e)
+{
+  if (!e)
+    return;
+  for (uint32_t c = 0; c < DRSN_MAX_CHANNELS; c++) {
+    channel_free(&e->ch[c]);
+    drsn_net_destroy(e->nets[c]);
+    free(e->features[c]);
+    free(e->gains[c]);
+  }
+  free(e->limited);
+  free(e->energy_mean);
+  drsn_bands_free(&e->bands);
+  drsn_stft_free(&e->stft);
+  free(e);
+}
+
+drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
+                               uint32_t channels, drsn_engine **out,
+                               drsn_error *err)
+{
+  if (out)
+    *out = NULL;
+  if (!model || !out)
+    return drsn_error_set(err, DRSN_ERR_INVALID_ARGUMENT,
+                          "engine: NULL model or output pointer");
+  if (!(sample_rate_hz >= DRSN_MIN_RATE_HZ &&
+        sample_rate_hz <= DRSN_MAX_RATE_HZ))
+    return drsn_error_set(err, DRSN_ERR_SAMPLE_RATE,
+                          "engine: sample rate %g Hz is outside 8000..192000 "
+                          "Hz",
+                          sample_rate_hz);
+  if (channels < 1 || channels > DRSN_MAX_CHANNELS)
+    return drsn_error_set(err, DRSN_ERR_CHANNELS,
+                          "engine: %u channels is outside 1..%d", channels,
+                          DRSN_MAX_CHANNELS);
+
+  drsn_engine *e = calloc(1, sizeof *e);
+  if (!e)
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for the engine");
+  e->model = model;
+  e->channels = channels;
+
+  drsn_status status = drsn_stft_init(&e->stft, model, sample_rate_hz, err);
+  if (status != DRSN_OK) {
+    drsn_engine_destroy(e);
+    return status;
+  }
+  status = drsn_bands_init(&e->bands, model, sample_rate_hz, e->stft.window,
+                           err);
+  if (status != DRSN_OK) {
+    drsn_engine_destroy(e);
+    return status;
+  }
+
+  const uint32_t W = e->stft.window, hop = e->stft.hop, B = model->band_count;
+  int ok = 1;
+  for (uint32_t c = 0; ok && c < channels; c++) {
+    drsn_channel *ch = &e->ch[c];
+    ch->input = fftwf_malloc(W * sizeof(float));
+    ch->ola = fftwf_malloc(W * sizeof(float));
+    ch->queue = fftwf_malloc(hop * sizeof(float));
+    ch->spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
+    ch->energy = calloc(B, sizeof(float));
+    e->features[c] = calloc(B, sizeof(float));
+    e->gains[c] = calloc(B, sizeof(float));
+    ok = ch->input && ch->ola && ch->queue && ch->spectrum && ch->energy &&
+         e->features[c] && e->gains[c];
+    if (ok) {
+      status = drsn_net_create(model, &e->nets[c], err);
+      if (status != DRSN_OK) {
+        drsn_engine_destroy(e);
+        return status;
+      }
+    }
+  }
+  e->limited = calloc(B, sizeof(float));
+  e->energy_mean = calloc(B, sizeof(float));
+  if (!ok || !e->limited || !e->energy_mean) {
+    drsn_engine_destroy(e);
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for %u channels of %u "
+                          "samples",
+                          channels, W);
+  }
+
+  e->linked = 1;
+  drsn_engine_set_reduction_limit_db(e, DRSN_DEFAULT_LIMIT_DB);
+  drsn_engine_reset(e);
+  *out = e;
+  drsn_error_set(err, DRSN_OK, NULL);
+  return DRSN_OK;
+}
+
+void drsn_engine_reset(drsn_engine *e)
+{
+  if (!e)
+    return;
+  const uint32_t W = e->stft.window, hop = e->stft.hop;
+  for (uint32_t c = 0; c < e->channels; c++) {
+    memset(e->ch[c].input, 0, W * sizeof(float));
+    memset(e->ch[c].ola, 0, W * sizeof(float));
+    memset(e->ch[c].queue, 0, hop * sizeof(float));
+    drsn_net_reset(e->nets[c]);
+    memset(e->features[c], 0, e->model->band_count * sizeof(float));
+    memset(e->gains[c], 0, e->model->band_count * sizeof(float));
+    e->voice[c] = 0.0f;
+  }
+  e->fill = 0;
+  e->frames = 0;
+  e->voice_probability = 0.0f;
+  e->reduction_db = 0.0f;
+}
+
+uint32_t drsn_engine_latency_samples(const drsn_engine *e)
+{
+  return e ? e->stft.window : 0;
+}
+
+uint32_t drsn_engine_hop_samples(const drsn_engine *e)
+{
+  return e ? e->stft.hop : 0;
+}
+
+void drsn_engine_set_reduction_limit_db(drsn_engine *e, float limit_db)
+{
+  if (!e || isnan(limit_db))
+    return;
+  if (limit_db < 0.0f)
+    limit_db = 0.0f;
+  if (limit_db > DRSN_MAX_LIMIT_DB)
+    limit_db = DRSN_MAX_LIMIT_DB;
+  e->limit_db = limit_db;
+  e->min_gain = limit_db == 0.0f ? 1.0f : powf(10.0f, -limit_db / 20.0f);
+}
+
+void drsn_engine_set_linked(drsn_engine *e, int linked)
+{
+  if (!e)
+    return;
+  linked = linked != 0;
+  if (linked == e->linked)
+    return;
+
+  /* The nets now see different features; stale history would mislead them. */
+  for (uint32_t c = 0; c < e->channels; c++)
+    drsn_net_reset(e->nets[c]);
+  e->linked = linked;
+}
+
+float drsn_engine_voice_probability(const drsn_engine *e)
+{
+  return e ? e->voice_probability : 0.0f;
+}
+
+float drsn_engine_reduction_db(const drsn_engine *e)
+{
+  return e ? e->reduction_db : 0.0f;
+}
+
+/** Runs one network and keeps its outputs sane. */
+static void run_net(drsn_engine *e, uint32_t index)
+{
+  const uint32_t B = e->model->band_count;
+  float *gains = e->gains[index];
+  float v = drsn_net_forward(e->nets[index], e->features[index], gains);
+
+  /* Only a pathological model gets here; its poisoned history is dropped. */
+  float check = v;
+  for (uint32_t b = 0; b < B; b++)
+    check += gains[b];
+  if (!isfinite(check)) {
+    drsn_net_reset(e->nets[index]);
+    for (uint32_t b = 0; b < B; b++)
+      gains[b] = 1.0f;
+    v = 0.0f;
+  }
+  e->voice[index] = v;
+}
+
+/** Analyses the last window, runs the network and emits one hop. */
+static void process_hop(drsn_engine *e)
+{
+  const uint32_t C = e->channels, B = e->model->band_count;
+  const uint32_t W = e->stft.window, hop = e->stft.hop;
+
+  for (uint32_t c = 0; c < C; c++) {
+    drsn_channel *ch = &e->ch[c];
+    drsn_stft_analyse(&e->stft, ch->input, ch->spectrum);
+    drsn_bands_energy(&e->bands, (const float *)ch->spectrum, ch->energy);
+    memmove(ch->input, ch->input + hop, (W - hop) * sizeof(float));
+  }
+
+  const uint32_t nets = e->linked ? 1 : C;
+  if (e->linked) {
+    for (uint32_t b = 0; b < B; b++) {
+      float sum = 0.0f;
+      for (uint32_t c = 0; c < C; c++)
+        sum += e->ch[c].energy[b];
+      e->energy_mean[b] = sum / (float)C;
+    }
+    drsn_bands_features(&e->bands, e->energy_mean, e->features[0]);
+    run_net(e, 0);
+  } else {
+    for (uint32_t c = 0; c < C; c++) {
+      drsn_bands_features(&e->bands, e->ch[c].energy, e->features[c]);
+      run_net(e, c);
+    }
+  }
+
+  float voice_sum = 0.0f, reduction_sum = 0.0f;
+  const float min_gain = e->min_gain;
+  for (uint32_t c = 0; c < C; c++) {
+    drsn_channel *ch = &e->ch[c];
+    const uint32_t n = e->linked ? 0 : c;
+
+    /* With a 0 dB limit every gain is 1: skip the multiply so the output
+     * is the input delayed, up to FFT rounding. */
+    if (min_gain < 1.0f) {
+      const float *g = e->gains[n];
+      for (uint32_t b = 0; b < B; b++) {
+        const float v = g[b] < 1.0f ? g[b] : 1.0f;
+        e->limited[b] = v >= min_gain ? v : min_gain;
+      }
+      drsn_bands_apply_gains(&e->bands, e->limited, ch->spectrum);
+      if (c < nets)
+        for (uint32_t b = 0; b < B; b++)
+          reduction_sum += -20.0f * log10f(e->limited[b]);
+    }
+    if (c < nets)
+      voice_sum += e->voice[n];
+
+    drsn_stft_synthesise(&e->stft, ch->spectrum, ch->ola);
+    memcpy(ch->queue, ch->ola, hop * sizeof(float));
+    memmove(ch->ola, ch->ola + hop, (W - hop) * sizeof(float));
+    memset(ch->ola + (W - hop), 0, hop * sizeof(float));
+  }
+
+  e->voice_probability = voice_sum / (float)nets;
+  e->reduction_db = reduction_sum / (float)(nets * B);
+  e->frames++;
+}
+
+/** Copies input into the channel's window, replacing unusable samples. */
+static void take_input(float *restrict dst, const float *restrict src,
+                       uint32_t n)
+{
+  if (!src) {
+    memset(dst, 0, n * sizeof(float));
+    return;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    float v = src[i];
+    const float mag = fabsf(v);
+    if (!(mag <= DRSN_MAX_INPUT))
+      v = isfinite(v) ? copysignf(DRSN_MAX_INPUT, v) : 0.0f;
+    else if (mag < DRSN_TINY)
+      v = 0.0f;
+    dst[i] = v;
+  }
+}
+
+void drsn_engine_process(drsn_engine *e, const float *const *in,
+                         float *const *out, uint32_t frames)
+{
+  if (!e || !in || !out)
+    return;
+
+#ifdef DRSN_HAVE_MXCSR
+  /* Flush-to-zero and denormals-are-zero for the whole call. */
+  const unsigned int saved_csr = _mm_getcsr();
+  _mm_setcsr(saved_csr | 0x8040u);
+#endif
+
+  const uint32_t C = e->channels, W = e->stft.window, hop = e->stft.hop;
+  uint32_t done = 0;
+  while (done < frames) {
+    uint32_t n = hop - e->fill;
+    if (n > frames - done)
+      n = frames - done;
+
+    /* All inputs are read before any output is written: in[c] may be
+     * out[c]. */
+    for (uint32_t c = 0; c < C; c++)
+      take_input(e->ch[c].input + (W - hop) + e->fill,
+                 in[c] ? in[c] + done : NULL, n);
+    for (uint32_t c = 0; c < C; c++)
+      if (out[c])
+        memcpy(out[c] + done, e->ch[c].queue + e->fill, n * sizeof(float));
+
+    e->fill += n;
+    done += n;
+    if (e->fill == hop) {
+      process_hop(e);
+      e->fill = 0;
+    }
+  }
+
+#ifdef DRSN_HAVE_MXCSR
+  _mm_setcsr(saved_csr);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* Internals for tests and the bench                                        */
+
+uint32_t drsn_engine_net_count(const drsn_engine *e)
+{
+  return e->linked ? 1 : e->channels;
+}
+
+const drsn_net *drsn_engine_net(const drsn_engine *e, uint32_t index)
+{
+  return index < e->channels ? e->nets[index] : NULL;
+}
+
+const float *drsn_engine_features(const drsn_engine *e, uint32_t index)
+{
+  return index < e->channels ? e->features[index] : NULL;
+}
+
+const float *drsn_engine_gains(const drsn_engine *e, uint32_t index)
+{
+  return index < e->channels ? e->gains[index] : NULL;
+}
+
+float drsn_engine_net_voice(const drsn_engine *e, uint32_t index)
+{
+  return index < e->channels ? e->voice[index] : 0.0f;
+}
+
+uint64_t drsn_engine_frames(const drsn_engine *e)
+{
+  return e->frames;
+}
+
+const drsn_bands *drsn_engine_bands(const drsn_engine *e)
+{
+  return &e->bands;
+}

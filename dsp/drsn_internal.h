@@ -1,0 +1,219 @@
+/*
+ * drsn_internal.h: engine internals shared by the dsp/ files, the tests and
+ * the bench. Not part of the public API: names and layouts may change.
+ */
+#ifndef DRSN_INTERNAL_H
+#define DRSN_INTERNAL_H
+
+#include "drsn.h"
+
+#include <fftw3.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Errors (drsn_error.c)                                                    */
+
+/** Fills err (if not NULL) with status and a printf-style message. */
+drsn_status drsn_error_set(drsn_error *err, drsn_status status,
+                           const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------ */
+/* Models (drsn_model.c)                                                    */
+
+/** Largest header values the loader accepts (design.md, model format). */
+#define DRSN_MODEL_MAX_BANDS 256u
+#define DRSN_MODEL_MAX_CHANNELS 256u
+#define DRSN_MODEL_MAX_BLOCKS 64u
+#define DRSN_MODEL_MAX_KERNEL_TIME 16u
+#define DRSN_MODEL_MAX_KERNEL_FREQ 15u
+#define DRSN_MODEL_MAX_HIDDEN 1024u
+#define DRSN_MODEL_MAX_DILATION 1024u
+
+/** Weights of one residual shrinkage block; pointers into model storage. */
+typedef struct {
+  uint32_t dilation;
+  const float *conv1_weight; /**< [C][C][KT][KF] */
+  const float *conv1_bias;   /**< [C] */
+  const float *conv2_weight; /**< [C][C][1][KF] */
+  const float *conv2_bias;   /**< [C] */
+  const float *fc1_weight;   /**< [H][C] */
+  const float *fc1_bias;     /**< [H] */
+  const float *fc2_weight;   /**< [C][H] */
+  const float *fc2_bias;     /**< [C] */
+} drsn_block_weights;
+
+struct drsn_model {
+  uint32_t rate_hz;
+  uint32_t window_samples;
+  uint32_t hop_samples;
+  uint32_t band_count;       /**< B */
+  uint32_t channels;         /**< C */
+  uint32_t block_count;
+  uint32_t kernel_time;      /**< KT */
+  uint32_t kernel_freq;      /**< KF, odd */
+  uint32_t attention_hidden; /**< H */
+
+  float *band_centres_hz; /**< [B], strictly increasing */
+  const float *feature_mean;  /**< [B] */
+  const float *feature_scale; /**< [B] */
+  const float *stem_weight;   /**< [C][1][KT][KF] */
+  const float *stem_bias;     /**< [C] */
+  drsn_block_weights *blocks; /**< [block_count] */
+  const float *gain_weight;   /**< [1][C][1][1] */
+  const float *gain_bias;     /**< [1] */
+  const float *vad_weight;    /**< [1][C] */
+  const float *vad_bias;      /**< [1] */
+
+  float *storage; /**< every tensor's values, in the expected order */
+  size_t storage_floats;
+};
+
+/** Network multiply-accumulates per frame (formula in design.md). */
+double drsn_model_macs_per_frame(const drsn_model *model);
+
+/** CRC-32 with the zlib polynomial, as used at the end of model files. */
+uint32_t drsn_crc32(const void *data, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* STFT framing (drsn_stft.c)                                               */
+
+/** Framing of one engine at its host rate, plus the FFTW plans. */
+typedef struct {
+  uint32_t hop;          /**< samples per hop at the host rate */
+  uint32_t window;       /**< samples per analysis window at the host rate */
+  uint32_t bins;         /**< window / 2 + 1 */
+  float *analysis;       /**< [window] sqrt-Hann */
+  float *synthesis;      /**< [window] sqrt-Hann / overlap / window */
+  float *frame;          /**< [window] FFT real scratch (fftwf_malloc) */
+  fftwf_complex *spectrum; /**< [bins] planning buffer (fftwf_malloc) */
+  fftwf_plan forward;    /**< r2c, window points */
+  fftwf_plan inverse;    /**< c2r, window points */
+} drsn_stft;
+
+/** Hop at a host rate: round(hop_samples * fs / rate_hz), at least 1. */
+uint32_t drsn_stft_hop_for_rate(const drsn_model *model, double sample_rate_hz);
+
+/** Makes windows, buffers and plans (plans under the process-wide lock). */
+drsn_status drsn_stft_init(drsn_stft *stft, const drsn_model *model,
+                           double sample_rate_hz, drsn_error *err);
+
+/** Frees what drsn_stft_init made; safe on a zeroed or half-made struct. */
+void drsn_stft_free(drsn_stft *stft);
+
+/** Windows input[window] and transforms it into spectrum[bins]. RT-safe. */
+void drsn_stft_analyse(const drsn_stft *stft, const float *input,
+                       fftwf_complex *spectrum);
+
+/**
+ * Inverse-transforms spectrum (destroyed) and adds the synthesis-windowed
+ * frame into ola[window]. RT-safe.
+ */
+void drsn_stft_synthesise(const drsn_stft *stft, fftwf_complex *spectrum,
+                          float *ola);
+
+/* ------------------------------------------------------------------------ */
+/* Bands and features (drsn_bands.c)                                        */
+
+/**
+ * Triangular band weights in sparse form: bin k has weight lo_weight[k] in
+ * band lo_band[k] and hi_weight[k] in band lo_band[k] + 1 (hi_weight is 0
+ * when that band does not exist).
+ */
+typedef struct {
+  uint32_t band_count;
+  uint32_t bins;
+  uint32_t *lo_band;  /**< [bins] */
+  float *lo_weight;   /**< [bins] */
+  float *hi_weight;   /**< [bins] */
+  float energy_scale; /**< (window_samples / window)^2 */
+  const float *feature_mean;
+  const float *feature_scale;
+} drsn_bands;
+
+drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
+                            double sample_rate_hz, uint32_t window,
+                            drsn_error *err);
+void drsn_bands_free(drsn_bands *bands);
+
+/** Dense weight of bin k in band b (for tests). */
+float drsn_bands_weight(const drsn_bands *bands, uint32_t band, uint32_t bin);
+
+/**
+ * energy[b] = scale * sum_k weight[b][k] |X[k]|^2, where spectrum holds
+ * bins interleaved (re, im) pairs. RT-safe.
+ */
+void drsn_bands_energy(const drsn_bands *bands, const float *spectrum,
+                       float *energy);
+
+/** feat[b] = (ln(energy[b] + 1e-9) - mean[b]) * scale[b]. RT-safe. */
+void drsn_bands_features(const drsn_bands *bands, const float *energy,
+                         float *features);
+
+/** Multiplies spectrum[k] by sum_b weight[b][k] gains[b]. RT-safe. */
+void drsn_bands_apply_gains(const drsn_bands *bands, const float *gains,
+                            fftwf_complex *spectrum);
+
+/* ------------------------------------------------------------------------ */
+/* Network (drsn_net.c)                                                     */
+
+/** State of one causal network instance (one per independent channel). */
+typedef struct drsn_net drsn_net;
+
+drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
+                            drsn_error *err);
+void drsn_net_destroy(drsn_net *net);
+
+/** Clears the frame history, as at the start of a stream. RT-safe. */
+void drsn_net_reset(drsn_net *net);
+
+/**
+ * Runs the network on one frame of features[B]: writes gains[B] (raw
+ * sigmoid outputs) and returns the voice probability. RT-safe.
+ */
+float drsn_net_forward(drsn_net *net, const float *features, float *gains);
+
+/** Copies the stem output of the last frame as [C][B]. */
+void drsn_net_copy_stem(const drsn_net *net, float *out);
+
+/** Copies the output of block i (h after the residual add) as [C][B]. */
+void drsn_net_copy_block(const drsn_net *net, uint32_t block, float *out);
+
+/** Bytes of state one net keeps (history rings and scratch). */
+size_t drsn_net_state_bytes(const drsn_net *net);
+
+/* ------------------------------------------------------------------------ */
+/* Engine internals (drsn_engine.c)                                         */
+
+/** Number of network instances in use: 1 if linked, else channels. */
+uint32_t drsn_engine_net_count(const drsn_engine *engine);
+
+/** Network instance i, for reading activations after a hop. */
+const drsn_net *drsn_engine_net(const drsn_engine *engine, uint32_t index);
+
+/** Features[B] of net i's last frame. */
+const float *drsn_engine_features(const drsn_engine *engine, uint32_t index);
+
+/** Raw network gains[B] of net i's last frame (before the limit). */
+const float *drsn_engine_gains(const drsn_engine *engine, uint32_t index);
+
+/** Voice probability of net i's last frame. */
+float drsn_engine_net_voice(const drsn_engine *engine, uint32_t index);
+
+/** Number of frames analysed since create or reset. */
+uint64_t drsn_engine_frames(const drsn_engine *engine);
+
+/** Band weights of the engine (for tests). */
+const drsn_bands *drsn_engine_bands(const drsn_engine *engine);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DRSN_INTERNAL_H */

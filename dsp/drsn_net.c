@@ -1,0 +1,333 @@
+/*
+ * drsn_net.c: the causal Deep Residual Shrinkage Network, one frame at a
+ * time (docs/design.md, Network).
+ *
+ * Activations are kept as [channels][bands + 2 * pad] rows whose pad bands
+ * on either side stay zero, so a frequency tap is a plain offset and the
+ * inner loops run over contiguous bands, which gcc vectorises. Each
+ * convolution input lives in a ring of its last (KT-1)*dilation + 1 frames;
+ * the layer before writes straight into the next ring slot.
+ */
+#include "drsn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/** The last frames of one convolution input. */
+typedef struct {
+  uint32_t slots; /**< (KT - 1) * dilation + 1 */
+  uint32_t pos;   /**< slot of the current frame */
+  size_t slot_floats;
+  float *data; /**< [slots][cin][Bp] */
+} drsn_ring;
+
+struct drsn_net {
+  const drsn_model *model;
+  uint32_t B, P, Bp, C, H, KT, KF;
+
+  drsn_ring stem_in;   /**< features, 1 channel, dilation 1 */
+  drsn_ring *block_in; /**< [block_count] block inputs h */
+  float *h_out;        /**< [C][Bp] output of the last layer before relu */
+  float *a;            /**< [C][Bp] relu(conv1) */
+  float *r;            /**< [C][Bp] conv2 */
+  float *mean_abs;     /**< [C] */
+  float *hidden;       /**< [H] */
+  float *tau;          /**< [C] */
+  float *u_mean;       /**< [C] */
+  const float **taps;  /**< [KT] frame pointers */
+  size_t state_bytes;
+};
+
+static float sigmoidf(float x)
+{
+  return 1.0f / (1.0f + expf(-x));
+}
+
+static drsn_status ring_init(drsn_ring *ring, uint32_t slots,
+                             size_t slot_floats, size_t *bytes)
+{
+  ring->slots = slots;
+  ring->pos = 0;
+  ring->slot_floats = slot_floats;
+  ring->data = calloc((size_t)slots * slot_floats, sizeof(float));
+  *bytes += (size_t)slots * slot_floats * sizeof(float);
+  return ring->data ? DRSN_OK : DRSN_ERR_NO_MEMORY;
+}
+
+static float *ring_advance(drsn_ring *ring)
+{
+  ring->pos = ring->pos + 1 == ring->slots ? 0 : ring->pos + 1;
+  return ring->data + ring->pos * ring->slot_floats;
+}
+
+static float *ring_current(const drsn_ring *ring)
+{
+  return ring->data + ring->pos * ring->slot_floats;
+}
+
+/** Points taps[dt] at the frame (KT - 1 - dt) * dilation frames back. */
+static void ring_taps(const drsn_ring *ring, uint32_t kt, uint32_t dilation,
+                      const float **taps)
+{
+  for (uint32_t dt = 0; dt < kt; dt++) {
+    const uint32_t lag = (kt - 1 - dt) * dilation;
+    const uint32_t slot = (ring->pos + ring->slots - lag) % ring->slots;
+    taps[dt] = ring->data + slot * ring->slot_floats;
+  }
+}
+
+/**
+ * out[co][P + b] = bias[co] + sum_{ci,dt,df} w[co][ci][dt][df] *
+ * taps[dt][ci][b + df], i.e. tap df reads band b + df - P.
+ */
+static void conv_frame(const float *restrict weight, const float *restrict bias,
+                       uint32_t cout, uint32_t cin, uint32_t kt, uint32_t kf,
+                       const float *const *taps, uint32_t B, uint32_t Bp,
+                       uint32_t P, float *restrict out, int relu)
+{
+  for (uint32_t co = 0; co < cout; co++) {
+    float *restrict y = out + (size_t)co * Bp + P;
+    for (uint32_t b = 0; b < B; b++)
+      y[b] = bias[co];
+
+    for (uint32_t ci = 0; ci < cin; ci++) {
+      for (uint32_t dt = 0; dt < kt; dt++) {
+        const float *restrict x = taps[dt] + (size_t)ci * Bp;
+        const float *w = weight + (((size_t)co * cin + ci) * kt + dt) * kf;
+        if (kf == 3) {
+          const float w0 = w[0], w1 = w[1], w2 = w[2];
+          for (uint32_t b = 0; b < B; b++)
+            y[b] += w0 * x[b] + w1 * x[b + 1] + w2 * x[b + 2];
+        } else if (kf == 1) {
+          const float w0 = w[0];
+          for (uint32_t b = 0; b < B; b++)
+            y[b] += w0 * x[b];
+        } else {
+          for (uint32_t df = 0; df < kf; df++) {
+            const float wv = w[df];
+            const float *restrict xs = x + df;
+            for (uint32_t b = 0; b < B; b++)
+              y[b] += wv * xs[b];
+          }
+        }
+      }
+    }
+
+    if (relu)
+      for (uint32_t b = 0; b < B; b++)
+        y[b] = y[b] > 0.0f ? y[b] : 0.0f;
+  }
+}
+
+drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
+                            drsn_error *err)
+{
+  *out = NULL;
+  drsn_net *net = calloc(1, sizeof *net);
+  if (!net)
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for the network state");
+
+  net->model = model;
+  net->B = model->band_count;
+  net->P = (model->kernel_freq - 1) / 2;
+  net->Bp = net->B + 2 * net->P;
+  net->C = model->channels;
+  net->H = model->attention_hidden;
+  net->KT = model->kernel_time;
+  net->KF = model->kernel_freq;
+
+  const size_t row = (size_t)net->C * net->Bp;
+  size_t bytes = sizeof *net;
+  int ok = ring_init(&net->stem_in, net->KT, net->Bp, &bytes) == DRSN_OK;
+  net->block_in = calloc(model->block_count ? model->block_count : 1,
+                         sizeof *net->block_in);
+  ok = ok && net->block_in;
+  for (uint32_t i = 0; ok && i < model->block_count; i++)
+    ok = ring_init(&net->block_in[i],
+                   (net->KT - 1) * model->blocks[i].dilation + 1, row,
+                   &bytes) == DRSN_OK;
+  net->h_out = calloc(row, sizeof(float));
+  net->a = calloc(row, sizeof(float));
+  net->r = calloc(row, sizeof(float));
+  net->mean_abs = calloc(net->C, sizeof(float));
+  net->hidden = calloc(net->H, sizeof(float));
+  net->tau = calloc(net->C, sizeof(float));
+  net->u_mean = calloc(net->C, sizeof(float));
+  net->taps = calloc(net->KT, sizeof *net->taps);
+  bytes += (3 * row + 3 * net->C + net->H) * sizeof(float) +
+           net->KT * sizeof *net->taps;
+  net->state_bytes = bytes;
+  if (!ok || !net->h_out || !net->a || !net->r || !net->mean_abs ||
+      !net->hidden || !net->tau || !net->u_mean || !net->taps) {
+    drsn_net_destroy(net);
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for the network state");
+  }
+  *out = net;
+  return DRSN_OK;
+}
+
+void drsn_net_destroy(drsn_net *net)
+{
+  if (!net)
+    return;
+  free(net->stem_in.data);
+  if (net->block_in)
+    for (uint32_t i = 0; i < net->model->block_count; i++)
+      free(net->block_in[i].data);
+  free(net->block_in);
+  free(net->h_out);
+  free(net->a);
+  free(net->r);
+  free(net->mean_abs);
+  free(net->hidden);
+  free(net->tau);
+  free(net->u_mean);
+  free(net->taps);
+  free(net);
+}
+
+static void ring_clear(drsn_ring *ring)
+{
+  memset(ring->data, 0, (size_t)ring->slots * ring->slot_floats * sizeof(float));
+  ring->pos = 0;
+}
+
+void drsn_net_reset(drsn_net *net)
+{
+  const size_t row = (size_t)net->C * net->Bp;
+  ring_clear(&net->stem_in);
+  for (uint32_t i = 0; i < net->model->block_count; i++)
+    ring_clear(&net->block_in[i]);
+  memset(net->h_out, 0, row * sizeof(float));
+}
+
+size_t drsn_net_state_bytes(const drsn_net *net)
+{
+  return net->state_bytes;
+}
+
+/** Shrinkage of block i: r becomes s = soft-threshold(r, alpha * mean|r|). */
+static void shrink(const drsn_net *net, const drsn_block_weights *w)
+{
+  const uint32_t B = net->B, Bp = net->Bp, P = net->P, C = net->C, H = net->H;
+
+  for (uint32_t c = 0; c < C; c++) {
+    const float *r = net->r + (size_t)c * Bp + P;
+    float sum = 0.0f;
+    for (uint32_t b = 0; b < B; b++)
+      sum += fabsf(r[b]);
+    net->mean_abs[c] = sum / (float)B;
+  }
+
+  for (uint32_t h = 0; h < H; h++) {
+    const float *row = w->fc1_weight + (size_t)h * C;
+    float acc = w->fc1_bias[h];
+    for (uint32_t c = 0; c < C; c++)
+      acc += row[c] * net->mean_abs[c];
+    net->hidden[h] = acc > 0.0f ? acc : 0.0f;
+  }
+
+  for (uint32_t c = 0; c < C; c++) {
+    const float *row = w->fc2_weight + (size_t)c * H;
+    float acc = w->fc2_bias[c];
+    for (uint32_t h = 0; h < H; h++)
+      acc += row[h] * net->hidden[h];
+    net->tau[c] = sigmoidf(acc) * net->mean_abs[c];
+  }
+
+  for (uint32_t c = 0; c < C; c++) {
+    float *restrict r = net->r + (size_t)c * Bp + P;
+    const float tau = net->tau[c];
+    for (uint32_t b = 0; b < B; b++) {
+      const float excess = fabsf(r[b]) - tau;
+      r[b] = excess > 0.0f ? copysignf(excess, r[b]) : 0.0f;
+    }
+  }
+}
+
+float drsn_net_forward(drsn_net *net, const float *features, float *gains)
+{
+  const drsn_model *m = net->model;
+  const uint32_t B = net->B, Bp = net->Bp, P = net->P, C = net->C;
+  const uint32_t KT = net->KT, KF = net->KF;
+
+  /* Stem. */
+  float *x = ring_advance(&net->stem_in);
+  memcpy(x + P, features, B * sizeof(float));
+  ring_taps(&net->stem_in, KT, 1, net->taps);
+  float *h = m->block_count ? ring_advance(&net->block_in[0]) : net->h_out;
+  conv_frame(m->stem_weight, m->stem_bias, C, 1, KT, KF, net->taps, B, Bp, P,
+             h, 1);
+
+  /* Residual shrinkage blocks; h lives in block i's ring. */
+  for (uint32_t i = 0; i < m->block_count; i++) {
+    const drsn_block_weights *w = &m->blocks[i];
+    ring_taps(&net->block_in[i], KT, w->dilation, net->taps);
+    conv_frame(w->conv1_weight, w->conv1_bias, C, C, KT, KF, net->taps, B, Bp,
+               P, net->a, 1);
+    const float *a_tap = net->a;
+    conv_frame(w->conv2_weight, w->conv2_bias, C, C, 1, KF, &a_tap, B, Bp, P,
+               net->r, 0);
+    shrink(net, w);
+
+    float *next =
+        i + 1 < m->block_count ? ring_advance(&net->block_in[i + 1]) : net->h_out;
+    for (uint32_t c = 0; c < C; c++) {
+      const float *restrict hc = h + (size_t)c * Bp + P;
+      const float *restrict sc = net->r + (size_t)c * Bp + P;
+      float *restrict nc = next + (size_t)c * Bp + P;
+      for (uint32_t b = 0; b < B; b++)
+        nc[b] = hc[b] + sc[b];
+    }
+    h = next;
+  }
+
+  /* Heads on u = relu(h). */
+  const float gain_bias = m->gain_bias[0];
+  for (uint32_t b = 0; b < B; b++)
+    gains[b] = gain_bias;
+  float voice_acc = m->vad_bias[0];
+  for (uint32_t c = 0; c < C; c++) {
+    const float *restrict hc = net->h_out + (size_t)c * Bp + P;
+    const float gw = m->gain_weight[c];
+    float sum = 0.0f;
+    for (uint32_t b = 0; b < B; b++) {
+      const float u = hc[b] > 0.0f ? hc[b] : 0.0f;
+      gains[b] += gw * u;
+      sum += u;
+    }
+    voice_acc += m->vad_weight[c] * (sum / (float)B);
+  }
+  for (uint32_t b = 0; b < B; b++)
+    gains[b] = sigmoidf(gains[b]);
+  return sigmoidf(voice_acc);
+}
+
+static void copy_rows(const drsn_net *net, const float *src, float *out)
+{
+  for (uint32_t c = 0; c < net->C; c++)
+    memcpy(out + (size_t)c * net->B, src + (size_t)c * net->Bp + net->P,
+           net->B * sizeof(float));
+}
+
+void drsn_net_copy_stem(const drsn_net *net, float *out)
+{
+  copy_rows(net,
+            net->model->block_count ? ring_current(&net->block_in[0])
+                                    : net->h_out,
+            out);
+}
+
+void drsn_net_copy_block(const drsn_net *net, uint32_t block, float *out)
+{
+  const uint32_t n = net->model->block_count;
+  if (block >= n)
+    return;
+  copy_rows(net,
+            block + 1 < n ? ring_current(&net->block_in[block + 1])
+                          : net->h_out,
+            out);
+}

@@ -1,0 +1,405 @@
+/*
+ * test_model.c: model loader acceptance and rejection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drsn_internal.h"
+#include "model_writer.h"
+
+#define NAME "unit-test.drsn"
+
+static drsn_status load(const unsigned char *data, size_t size,
+                        drsn_error *err)
+{
+  drsn_model *m = (drsn_model *)0x1;
+  drsn_status s = drsn_model_load_memory(data, size, NAME, &m, err);
+  if (s == DRSN_OK) {
+    assert_non_null(m);
+    drsn_model_free(m);
+  } else {
+    assert_null(m);
+  }
+  return s;
+}
+
+/** Builds a default-shaped model with faults and expects status. */
+static void expect_fault(const mw_faults *faults, drsn_status expected,
+                         const char *needle)
+{
+  mw_spec spec;
+  mw_small_spec(&spec);
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, faults, &data, &size), 0);
+  drsn_error err;
+  memset(&err, 0, sizeof err);
+  const drsn_status s = load(data, size, &err);
+  if (s != expected || !strstr(err.message, NAME) ||
+      (needle && !strstr(err.message, needle)))
+    print_error("status %d (want %d), message: %s\n", s, expected,
+                err.message);
+  assert_int_equal(s, expected);
+  assert_int_equal(err.status, expected);
+  assert_non_null(strstr(err.message, NAME));
+  if (needle)
+    assert_non_null(strstr(err.message, needle));
+  free(data);
+}
+
+static void test_valid_models_load(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  unsigned char *data;
+  size_t size;
+  drsn_error err;
+
+  mw_default_spec(&spec);
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  drsn_model *m = NULL;
+  assert_int_equal(drsn_model_load_memory(data, size, NAME, &m, &err),
+                   DRSN_OK);
+  assert_int_equal(err.status, DRSN_OK);
+  assert_int_equal(drsn_model_rate_hz(m), 48000);
+  assert_int_equal(m->band_count, 32);
+  assert_int_equal(m->blocks[3].dilation, 8);
+
+  /* design.md: about 300 k MACs per frame, 30 M per second. */
+  const double per_frame = 16.0 * 2 * 3 * 32 +
+                           4 * (16.0 * 16 * 2 * 3 * 32 + 16.0 * 16 * 3 * 32 +
+                                2 * 16 * 16) +
+                           16 * 32 + 16;
+  assert_true(fabs(drsn_model_macs_per_frame(m) - per_frame) < 0.5);
+  assert_true(fabs(drsn_model_macs_per_second(m) - per_frame * 100) < 1.0);
+  assert_true(per_frame > 280e3 && per_frame < 320e3);
+
+  /* The data is copied: freeing the buffer leaves the model usable. */
+  const float first = m->stem_weight[0];
+  memset(data, 0, size);
+  assert_true(m->stem_weight[0] == first);
+  drsn_model_free(m);
+  free(data);
+
+  /* Any tensor order is accepted and gives the same weights. */
+  mw_faults reversed = {.reverse_order = 1};
+  assert_int_equal(mw_build(&spec, &reversed, &data, &size), 0);
+  assert_int_equal(drsn_model_load_memory(data, size, NAME, &m, &err),
+                   DRSN_OK);
+  assert_true(m->stem_weight[0] == first);
+  drsn_model_free(m);
+  free(data);
+
+  /* Zero blocks is a valid model. */
+  spec.block_count = 0;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(load(data, size, &err), DRSN_OK);
+  free(data);
+}
+
+static void test_default_model_loads(void **state)
+{
+  (void)state;
+  drsn_model *m = NULL;
+  drsn_error err;
+  assert_int_equal(drsn_model_load_default(&m, &err), DRSN_OK);
+  assert_non_null(m);
+  assert_int_equal(drsn_model_rate_hz(m), 48000);
+  assert_true(drsn_model_macs_per_second(m) > 1e6);
+  drsn_model_free(m);
+}
+
+static void test_load_file(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  mw_small_spec(&spec);
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+
+  char path[] = "/tmp/drsn-test-model-XXXXXX";
+  const int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, size, f), size);
+  fclose(f);
+
+  drsn_model *m = NULL;
+  drsn_error err;
+  assert_int_equal(drsn_model_load_file(path, &m, &err), DRSN_OK);
+  drsn_model_free(m);
+
+  /* A short file names the path in its message. */
+  f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, size / 2, f), size / 2);
+  fclose(f);
+  assert_int_equal(drsn_model_load_file(path, &m, &err),
+                   DRSN_ERR_MODEL_TRUNCATED);
+  assert_null(m);
+  assert_non_null(strstr(err.message, path));
+  remove(path);
+
+  assert_int_equal(drsn_model_load_file(path, &m, &err), DRSN_ERR_MODEL_IO);
+  assert_non_null(strstr(err.message, path));
+  assert_int_equal(drsn_model_load_file(NULL, &m, &err),
+                   DRSN_ERR_INVALID_ARGUMENT);
+  free(data);
+}
+
+static void test_truncated_everywhere(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  mw_small_spec(&spec);
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+
+  /* Every cut point up to 200 bytes, then a stride, then the last bytes. */
+  for (size_t cut = 0; cut < size; cut += cut < 200 ? 1 : 37) {
+    drsn_error err;
+    memset(&err, 0, sizeof err);
+    unsigned char *copy = malloc(cut ? cut : 1);
+    assert_non_null(copy);
+    memcpy(copy, data, cut);
+    const drsn_status s = load(copy, cut, &err);
+    if (s != DRSN_ERR_MODEL_TRUNCATED)
+      print_error("cut at %zu of %zu: %s\n", cut, size, err.message);
+    assert_int_equal(s, DRSN_ERR_MODEL_TRUNCATED);
+    assert_non_null(strstr(err.message, NAME));
+    free(copy);
+  }
+  for (size_t cut = size - 12; cut < size; cut++) {
+    drsn_error err;
+    assert_int_equal(load(data, cut, &err), DRSN_ERR_MODEL_TRUNCATED);
+    assert_non_null(strstr(err.message, NAME));
+  }
+  free(data);
+}
+
+static void test_wrong_magic(void **state)
+{
+  (void)state;
+  mw_faults f = {.magic = "RIFFWAVE"};
+  expect_fault(&f, DRSN_ERR_MODEL_MAGIC, NULL);
+
+  drsn_error err;
+  assert_int_equal(load((const unsigned char *)"RIFF", 4, &err),
+                   DRSN_ERR_MODEL_MAGIC);
+}
+
+static void test_wrong_version(void **state)
+{
+  (void)state;
+  mw_faults f = {.version = 2};
+  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 2");
+}
+
+static void test_bad_header(void **state)
+{
+  (void)state;
+  static const struct {
+    size_t field; /* index of the u32 after the version */
+    uint32_t value;
+    const char *needle;
+  } cases[] = {
+      {0, 7999, "rate_hz"},        {0, 192001, "rate_hz"},
+      {1, 8, "window_samples"},    {1, 20000, "window_samples"},
+      {2, 7, "hop_samples"},       {2, 500, "multiple"},
+      {3, 1, "band_count"},        {3, 257, "band_count"},
+      {4, 0, "channels"},          {4, 300, "channels"},
+      {5, 65, "block_count"},      {6, 0, "kernel_time"},
+      {6, 17, "kernel_time"},      {7, 2, "kernel_freq"},
+      {7, 17, "kernel_freq"},      {8, 0, "attention_hidden"},
+      {8, 1025, "attention_hidden"}, {9, 0, "dilation"},
+      {9, 1025, "dilation"},
+  };
+  mw_spec spec;
+  mw_small_spec(&spec);
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    unsigned char *copy = malloc(size);
+    assert_non_null(copy);
+    memcpy(copy, data, size);
+    const size_t at = 12 + 4 * cases[i].field;
+    const uint32_t v = cases[i].value;
+    copy[at] = (unsigned char)v;
+    copy[at + 1] = (unsigned char)(v >> 8);
+    copy[at + 2] = (unsigned char)(v >> 16);
+    copy[at + 3] = (unsigned char)(v >> 24);
+    const uint32_t crc = mw_crc32(copy, size - 4);
+    memcpy(copy + size - 4, &crc, 4);
+
+    drsn_error err;
+    const drsn_status s = load(copy, size, &err);
+    if (s != DRSN_ERR_MODEL_HEADER || !strstr(err.message, cases[i].needle))
+      print_error("case %zu: %s\n", i, err.message);
+    assert_int_equal(s, DRSN_ERR_MODEL_HEADER);
+    assert_non_null(strstr(err.message, cases[i].needle));
+    assert_non_null(strstr(err.message, NAME));
+    free(copy);
+  }
+  free(data);
+
+  /* Band centres must rise strictly and be finite and >= 0. */
+  mw_small_spec(&spec);
+  spec.band_centres_hz[3] = spec.band_centres_hz[2];
+  mw_faults none = {0};
+  (void)none;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  drsn_error err;
+  assert_int_equal(load(data, size, &err), DRSN_ERR_MODEL_HEADER);
+  assert_non_null(strstr(err.message, "band centre 3"));
+  free(data);
+
+  mw_small_spec(&spec);
+  spec.band_centres_hz[0] = -1.0f;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(load(data, size, &err), DRSN_ERR_MODEL_HEADER);
+  free(data);
+
+  mw_small_spec(&spec);
+  spec.band_centres_hz[7] = INFINITY;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(load(data, size, &err), DRSN_ERR_MODEL_HEADER);
+  free(data);
+}
+
+static void test_wrong_shape(void **state)
+{
+  (void)state;
+  /* The small model has C 4, KT 3, KF 3. */
+  mw_faults f = {.fault = MW_FAULT_RESHAPE,
+                 .tensor = "blocks.1.conv1.weight",
+                 .reshape_ndim = 4,
+                 .reshape_dims = {4, 4, 2, 3}};
+  expect_fault(&f, DRSN_ERR_MODEL_TENSOR,
+               "tensor 'blocks.1.conv1.weight' has shape [4,4,2,3], expected "
+               "[4,4,3,3]");
+
+  mw_faults g = {.fault = MW_FAULT_RESHAPE,
+                 .tensor = "vad.weight",
+                 .reshape_ndim = 1,
+                 .reshape_dims = {4}};
+  expect_fault(&g, DRSN_ERR_MODEL_TENSOR, "'vad.weight' has shape [4]");
+}
+
+static void test_missing_tensor(void **state)
+{
+  (void)state;
+  mw_faults f = {.fault = MW_FAULT_OMIT, .tensor = "blocks.0.fc2.bias"};
+  expect_fault(&f, DRSN_ERR_MODEL_TENSOR, "'blocks.0.fc2.bias' is missing");
+  mw_faults g = {.fault = MW_FAULT_OMIT, .tensor = "feature_scale"};
+  expect_fault(&g, DRSN_ERR_MODEL_TENSOR, "'feature_scale' is missing");
+}
+
+static void test_unknown_and_duplicate_tensor(void **state)
+{
+  (void)state;
+  mw_faults f = {.fault = MW_FAULT_RENAME,
+                 .tensor = "blocks.1.conv2.bias",
+                 .rename_to = "blocks.2.conv2.bias"};
+  expect_fault(&f, DRSN_ERR_MODEL_TENSOR, "unknown tensor 'blocks.2.conv2.bias'");
+  mw_faults g = {.fault = MW_FAULT_DUPLICATE, .tensor = "stem.bias"};
+  expect_fault(&g, DRSN_ERR_MODEL_TENSOR, "'stem.bias' appears more than once");
+}
+
+static void test_bad_crc(void **state)
+{
+  (void)state;
+  mw_faults f = {.crc_xor = 0x10};
+  expect_fault(&f, DRSN_ERR_MODEL_CHECKSUM, "CRC");
+
+  /* A flipped weight bit is caught by the CRC too. */
+  mw_spec spec;
+  mw_small_spec(&spec);
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  data[size - 40] ^= 0x01;
+  drsn_error err;
+  assert_int_equal(load(data, size, &err), DRSN_ERR_MODEL_CHECKSUM);
+  assert_non_null(strstr(err.message, NAME));
+  free(data);
+}
+
+static void test_non_finite_weight(void **state)
+{
+  (void)state;
+  mw_faults f = {.fault = MW_FAULT_NAN, .tensor = "blocks.1.fc1.weight"};
+  expect_fault(&f, DRSN_ERR_MODEL_TENSOR, "'blocks.1.fc1.weight' has a non-finite");
+  mw_faults g = {.fault = MW_FAULT_INF, .tensor = "gain.bias"};
+  expect_fault(&g, DRSN_ERR_MODEL_TENSOR, "'gain.bias' has a non-finite");
+}
+
+static void test_trailing_bytes(void **state)
+{
+  (void)state;
+  mw_faults f = {.trailing_bytes = 8};
+  expect_fault(&f, DRSN_ERR_MODEL_TENSOR, "left over");
+}
+
+static void test_bad_arguments(void **state)
+{
+  (void)state;
+  drsn_error err;
+  drsn_model *m = NULL;
+  assert_int_equal(drsn_model_load_memory(NULL, 10, NAME, &m, &err),
+                   DRSN_ERR_INVALID_ARGUMENT);
+  assert_int_equal(drsn_model_load_memory("x", 1, NAME, NULL, &err),
+                   DRSN_ERR_INVALID_ARGUMENT);
+  /* err may be NULL. */
+  assert_int_equal(drsn_model_load_memory("DRSN", 4, NAME, &m, NULL),
+                   DRSN_ERR_MODEL_TRUNCATED);
+  drsn_model_free(NULL);
+  assert_true(drsn_model_macs_per_second(NULL) == 0.0);
+}
+
+static void test_strerror(void **state)
+{
+  (void)state;
+  for (int s = DRSN_OK; s <= DRSN_ERR_MODEL_TENSOR; s++) {
+    const char *text = drsn_strerror((drsn_status)s);
+    assert_non_null(text);
+    assert_true(strlen(text) > 10);
+    assert_int_equal(text[strlen(text) - 1], '.');
+  }
+  assert_non_null(drsn_strerror((drsn_status)999));
+  assert_int_equal(drsn_crc32("123456789", 9), 0xCBF43926u);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_valid_models_load),
+      cmocka_unit_test(test_default_model_loads),
+      cmocka_unit_test(test_load_file),
+      cmocka_unit_test(test_truncated_everywhere),
+      cmocka_unit_test(test_wrong_magic),
+      cmocka_unit_test(test_wrong_version),
+      cmocka_unit_test(test_bad_header),
+      cmocka_unit_test(test_wrong_shape),
+      cmocka_unit_test(test_missing_tensor),
+      cmocka_unit_test(test_unknown_and_duplicate_tensor),
+      cmocka_unit_test(test_bad_crc),
+      cmocka_unit_test(test_non_finite_weight),
+      cmocka_unit_test(test_trailing_bytes),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_strerror),
+  };
+  return cmocka_run_group_tests_name("dsp_model", tests, NULL, NULL);
+}
