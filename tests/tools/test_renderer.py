@@ -1,0 +1,349 @@
+#!/usr/bin/python3
+"""End-to-end tests of the drsn-denoise renderer and the speex-denoise runner.
+
+The programs under test come from the environment variables DRSN_DENOISE and
+SPEEX_DENOISE (meson test sets them); a test whose program is not set is
+skipped. Inputs are generated into a temporary directory for each test.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import numpy as np
+import soundfile
+
+DRSN_DENOISE = os.environ.get("DRSN_DENOISE")
+SPEEX_DENOISE = os.environ.get("SPEEX_DENOISE")
+
+
+def noise_with_clicks(rate_hz, channels, seconds, click_samples, seed=0):
+    """Return [frames, channels] of quiet noise with a 0.9 click per channel.
+
+    Channel c gets its click at click_samples[c], so a swap of channels or a
+    shift of one sample shows up in the peak positions.
+    """
+    rng = np.random.default_rng(seed)
+    frames = int(rate_hz * seconds)
+    audio = 0.003 * rng.standard_normal((frames, channels))
+    for channel, position in enumerate(click_samples):
+        audio[position, channel] = 0.9
+    return audio
+
+
+def run(program, *arguments):
+    return subprocess.run(
+        [program, *arguments], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def hidden_temporaries(directory):
+    return [name for name in os.listdir(directory) if name.startswith(".")]
+
+
+def read_bytes(path):
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class AlignmentTest(unittest.TestCase):
+    CASES = [
+        (rate_hz, channels, container)
+        for rate_hz in (48000, 44100)
+        for channels in (1, 2)
+        for container in ("WAV", "FLAC")
+    ]
+
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.addCleanup(self.directory.cleanup)
+
+    def write_input(self, rate_hz, channels, container):
+        clicks = [int(1.2 * rate_hz) + 37 + 501 * c for c in range(channels)]
+        audio = noise_with_clicks(rate_hz, channels, 2.0, clicks)
+        subtype = "FLOAT" if container == "WAV" else "PCM_24"
+        path = os.path.join(self.directory.name, f"in_{rate_hz}_{channels}.{container.lower()}")
+        soundfile.write(path, audio, rate_hz, subtype=subtype, format=container)
+        return path, clicks, subtype
+
+    def render(self, in_path, *options):
+        out_path = in_path.replace("in_", "out_")
+        result = run(DRSN_DENOISE, "--force", *options, in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return out_path
+
+    def test_zero_limit_is_exact_passthrough(self):
+        for rate_hz, channels, container in self.CASES:
+            with self.subTest(rate_hz=rate_hz, channels=channels, container=container):
+                in_path, clicks, subtype = self.write_input(rate_hz, channels, container)
+                out_path = self.render(in_path, "--limit", "0")
+                original, _ = soundfile.read(in_path, always_2d=True)
+                processed, processed_rate = soundfile.read(out_path, always_2d=True)
+                info = soundfile.info(out_path)
+                self.assertEqual(processed_rate, rate_hz)
+                self.assertEqual(info.format, container)
+                self.assertEqual(info.subtype, subtype)
+                self.assertEqual(processed.shape, original.shape)
+                # Unity gains leave only the float rounding of the FFTs and,
+                # for FLAC, one 24-bit step.
+                self.assertLess(np.max(np.abs(processed - original)), 2e-5)
+                for channel, position in enumerate(clicks):
+                    self.assertEqual(int(np.argmax(np.abs(processed[:, channel]))), position)
+
+    def test_default_limit_keeps_click_position(self):
+        for rate_hz, channels, container in self.CASES:
+            with self.subTest(rate_hz=rate_hz, channels=channels, container=container):
+                in_path, clicks, _ = self.write_input(rate_hz, channels, container)
+                out_path = self.render(in_path)
+                original, _ = soundfile.read(in_path, always_2d=True)
+                processed, _ = soundfile.read(out_path, always_2d=True)
+                self.assertEqual(processed.shape, original.shape)
+                for channel, position in enumerate(clicks):
+                    self.assertEqual(int(np.argmax(np.abs(processed[:, channel]))), position)
+
+    def test_unlinked_stereo_keeps_click_position(self):
+        in_path, clicks, _ = self.write_input(48000, 2, "WAV")
+        out_path = self.render(in_path, "--no-link")
+        processed, _ = soundfile.read(out_path, always_2d=True)
+        for channel, position in enumerate(clicks):
+            self.assertEqual(int(np.argmax(np.abs(processed[:, channel]))), position)
+
+    def test_short_input_keeps_length(self):
+        for frames in (1, 100, 959, 961, 4097):
+            with self.subTest(frames=frames):
+                path = os.path.join(self.directory.name, f"in_short_{frames}.wav")
+                audio = np.linspace(-0.5, 0.5, frames)
+                soundfile.write(path, audio, 48000, subtype="FLOAT")
+                out_path = self.render(path, "--limit", "0")
+                processed, _ = soundfile.read(out_path)
+                self.assertEqual(len(np.atleast_1d(processed)), frames)
+                self.assertLess(np.max(np.abs(np.atleast_1d(processed) - audio)), 1e-5)
+
+    def test_integer_output_clips(self):
+        path = os.path.join(self.directory.name, "in_loud.wav")
+        rng = np.random.default_rng(1)
+        soundfile.write(path, np.clip(rng.standard_normal(48000), -1, 1), 48000, subtype="PCM_16")
+        out_path = self.render(path, "--limit", "0")
+        self.assertEqual(soundfile.info(out_path).subtype, "PCM_16")
+        original, _ = soundfile.read(path)
+        processed, _ = soundfile.read(out_path)
+        # A wrapped sample would flip sign next to a full-scale input sample.
+        self.assertLess(np.max(np.abs(processed - original)), 1e-3)
+
+    def test_format_and_subtype_options(self):
+        in_path, _, _ = self.write_input(48000, 1, "WAV")
+        out_directory = os.path.join(self.directory.name, "converted")
+        result = run(DRSN_DENOISE, "--format", "flac", "--subtype", "pcm16", "-o", out_directory, in_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out_path = os.path.join(out_directory, "in_48000_1.flac")
+        info = soundfile.info(out_path)
+        self.assertEqual((info.format, info.subtype), ("FLAC", "PCM_16"))
+        self.assertEqual(info.frames, soundfile.info(in_path).frames)
+
+    def test_float_to_flac_uses_pcm24(self):
+        in_path, _, _ = self.write_input(48000, 1, "WAV")
+        out_path = os.path.join(self.directory.name, "fallback.flac")
+        result = run(DRSN_DENOISE, "--format", "flac", in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(soundfile.info(out_path).subtype, "PCM_24")
+
+
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class FileSafetyTest(unittest.TestCase):
+    def setUp(self):
+        self.directory = tempfile.TemporaryDirectory()
+        self.addCleanup(self.directory.cleanup)
+        self.input = self.path("speech.wav")
+        soundfile.write(self.input, noise_with_clicks(48000, 1, 1.0, [4000]), 48000, subtype="PCM_16")
+        self.input_bytes = read_bytes(self.input)
+
+    def path(self, name):
+        return os.path.join(self.directory.name, name)
+
+    def assert_input_unchanged(self):
+        self.assertEqual(read_bytes(self.input), self.input_bytes)
+        self.assertEqual(hidden_temporaries(self.directory.name), [])
+
+    def test_same_path_is_rejected(self):
+        for options in ([], ["--force"]):
+            with self.subTest(options=options):
+                result = run(DRSN_DENOISE, *options, self.input, self.input)
+                self.assertEqual(result.returncode, 1)
+                self.assertIn("same file as input", result.stderr)
+                self.assert_input_unchanged()
+
+    def test_links_to_input_are_rejected(self):
+        os.symlink(self.input, self.path("symbolic.wav"))
+        os.link(self.input, self.path("hard.wav"))
+        for name in ("symbolic.wav", "hard.wav"):
+            with self.subTest(link=name):
+                result = run(DRSN_DENOISE, "--force", self.input, self.path(name))
+                self.assertEqual(result.returncode, 1)
+                self.assertIn("same file as input", result.stderr)
+                self.assert_input_unchanged()
+
+    def test_output_directory_of_input_is_rejected(self):
+        result = run(DRSN_DENOISE, "--force", "-o", self.directory.name, self.input)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("same file as input", result.stderr)
+        self.assert_input_unchanged()
+
+    def test_existing_output_needs_force(self):
+        out_path = self.path("out.wav")
+        with open(out_path, "wb") as stream:
+            stream.write(b"keep me")
+        result = run(DRSN_DENOISE, self.input, out_path)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("--force", result.stderr)
+        self.assertEqual(read_bytes(out_path), b"keep me")
+
+        result = run(DRSN_DENOISE, "--force", self.input, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(soundfile.info(out_path).frames, 48000)
+        self.assert_input_unchanged()
+
+    def test_failed_file_leaves_no_temporary(self):
+        truncated = self.path("truncated.wav")
+        with open(truncated, "wb") as stream:
+            stream.write(self.input_bytes[: len(self.input_bytes) // 2])
+        out_directory = self.path("out")
+        result = run(DRSN_DENOISE, "-o", out_directory, truncated)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("truncated.wav", result.stderr)
+        self.assertIn("truncated", result.stderr)
+        self.assertEqual(os.listdir(out_directory), [])
+
+    def test_bad_inputs_spare_other_files(self):
+        bad = {
+            "empty.wav": b"",
+            "garbage.wav": b"this is not a sound file\n" * 20,
+            "truncated.wav": self.input_bytes[: len(self.input_bytes) // 3],
+        }
+        for name, data in bad.items():
+            with open(self.path(name), "wb") as stream:
+                stream.write(data)
+        good_copy = self.path("second.wav")
+        with open(good_copy, "wb") as stream:
+            stream.write(self.input_bytes)
+        out_directory = self.path("out")
+        inputs = [self.path("empty.wav"), self.input, self.path("garbage.wav"),
+                  self.path("missing.wav"), self.path("truncated.wav"), good_copy]
+        result = run(DRSN_DENOISE, "-o", out_directory, *inputs)
+
+        self.assertEqual(result.returncode, 1)
+        for name in ("empty.wav", "garbage.wav", "missing.wav", "truncated.wav"):
+            with self.subTest(bad_input=name):
+                matching = [line for line in result.stderr.splitlines() if name in line]
+                self.assertEqual(len(matching), 1, result.stderr)
+        self.assertIn("Format not recognised", result.stderr)
+        self.assertEqual(sorted(os.listdir(out_directory)), ["second.wav", "speech.wav"])
+        for name in ("second.wav", "speech.wav"):
+            self.assertEqual(soundfile.info(os.path.join(out_directory, name)).frames, 48000)
+
+    def test_duplicate_output_name_rejected(self):
+        other_directory = self.path("other")
+        os.mkdir(other_directory)
+        twin = os.path.join(other_directory, "speech.wav")
+        soundfile.write(twin, np.zeros(48000), 48000, subtype="PCM_16")
+        out_directory = self.path("out")
+        result = run(DRSN_DENOISE, "--force", "-o", out_directory, self.input, twin)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("already written", result.stderr)
+        written, _ = soundfile.read(os.path.join(out_directory, "speech.wav"))
+        self.assertGreater(np.max(np.abs(written)), 0.1)
+
+    def test_interrupt_removes_temporary(self):
+        long_input = self.path("long.wav")
+        rng = np.random.default_rng(2)
+        soundfile.write(long_input, 0.1 * rng.standard_normal((48000 * 120, 1)), 48000, subtype="PCM_16")
+        out_directory = self.path("out")
+        os.mkdir(out_directory)
+        process = subprocess.Popen(
+            [DRSN_DENOISE, "-o", out_directory, long_input],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20.0
+        while not os.listdir(out_directory) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.002)
+        self.assertTrue(os.listdir(out_directory), "no temporary file appeared")
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+        self.assertEqual(process.returncode, -signal.SIGINT)
+        self.assertEqual(os.listdir(out_directory), [])
+
+
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class CommandLineTest(unittest.TestCase):
+    def test_usage_errors_exit_with_2(self):
+        for arguments in ([], ["only-one.wav"], ["a.wav", "b.wav", "c.wav"], ["--limit", "abc", "a", "b"],
+                          ["--limit", "101", "a", "b"], ["--format", "xyz", "a", "b"],
+                          ["--subtype", "pcm12", "a", "b"], ["--no-such-option"], ["-o", "dir"]):
+            with self.subTest(arguments=arguments):
+                result = run(DRSN_DENOISE, *arguments)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn("--help", result.stderr)
+
+    def test_help_lists_exit_status(self):
+        result = run(DRSN_DENOISE, "--help")
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("Exit status", result.stdout)
+        self.assertIn("--limit", result.stdout)
+
+    def test_version(self):
+        result = run(DRSN_DENOISE, "--version")
+        self.assertEqual(result.returncode, 0)
+        self.assertTrue(result.stdout.startswith("drsn-denoise "))
+
+    def test_missing_model_exits_with_1(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "in.wav")
+            soundfile.write(path, np.zeros(4800), 48000)
+            result = run(DRSN_DENOISE, "--model", os.path.join(directory, "none.drsn"),
+                         path, os.path.join(directory, "out.wav"))
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("none.drsn", result.stderr)
+            self.assertFalse(os.path.exists(os.path.join(directory, "out.wav")))
+
+    def test_unsupported_rate_names_file(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "low.wav")
+            soundfile.write(path, np.zeros(4000), 4000)
+            result = run(DRSN_DENOISE, path, os.path.join(directory, "out.wav"))
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("low.wav", result.stderr)
+            self.assertEqual(sorted(os.listdir(directory)), ["low.wav"])
+
+
+@unittest.skipUnless(SPEEX_DENOISE, "SPEEX_DENOISE is not set")
+class SpeexRunnerTest(unittest.TestCase):
+    def test_keeps_length_and_click_position(self):
+        with tempfile.TemporaryDirectory() as directory:
+            for rate_hz in (48000, 44100, 16000):
+                with self.subTest(rate_hz=rate_hz):
+                    click = int(1.1 * rate_hz) + 13
+                    in_path = os.path.join(directory, f"in_{rate_hz}.wav")
+                    out_path = os.path.join(directory, f"out_{rate_hz}.wav")
+                    audio = noise_with_clicks(rate_hz, 1, 2.0, [click])[:, 0]
+                    soundfile.write(in_path, audio, rate_hz, subtype="FLOAT")
+                    result = run(SPEEX_DENOISE, in_path, out_path)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    processed, _ = soundfile.read(out_path)
+                    self.assertEqual(len(processed), len(audio))
+                    self.assertEqual(int(np.argmax(np.abs(processed))), click)
+
+    def test_rejects_input_as_output(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "in.wav")
+            soundfile.write(path, np.zeros(4800), 48000)
+            before = read_bytes(path)
+            result = run(SPEEX_DENOISE, "--force", path, path)
+            self.assertEqual(result.returncode, 1)
+            self.assertEqual(read_bytes(path), before)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,404 @@
+/*
+ * drsn-denoise: offline noise suppression of sound files with the drsn engine.
+ *
+ *   drsn-denoise [options] IN OUT
+ *   drsn-denoise [options] -o DIR IN...
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sndfile.h>
+
+#include "drsn.h"
+#include "output_file.h"
+#include "render.h"
+
+#ifndef DRSN_VERSION
+#define DRSN_VERSION "unknown"
+#endif
+
+enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2 };
+
+static const char program_name[] = "drsn-denoise";
+
+static void print_help(FILE *stream) {
+  fprintf(stream,
+          "Usage: %s [OPTION]... IN OUT\n"
+          "       %s [OPTION]... -o DIR IN...\n"
+          "Remove background noise from speech recordings.\n"
+          "\n"
+          "Reads any file libsndfile reads (WAV, FLAC, Ogg, AIFF, ...) at 8000 to\n"
+          "192000 Hz with 1 to %d channels. The output has the input's format,\n"
+          "subtype, sample rate, channel count and exact length, aligned sample for\n"
+          "sample with the input.\n"
+          "\n"
+          "Options:\n"
+          "  -o, --output-dir DIR  write each IN to DIR under its own base name\n"
+          "                        (the directory is created if missing)\n"
+          "  -l, --limit DB        maximum attenuation in dB, 0 to 100 (default 30;\n"
+          "                        0 passes the input through unchanged)\n"
+          "  -m, --model FILE      use this model file instead of the built-in one\n"
+          "      --link            share one gain between channels (default)\n"
+          "      --no-link         denoise every channel on its own\n"
+          "  -F, --format NAME     output container: %s\n"
+          "                        (with -o the extension changes to match)\n"
+          "  -S, --subtype NAME    output encoding: %s\n"
+          "                        (default: the input's when the format allows it)\n"
+          "  -f, --force           overwrite existing output files (never an input)\n"
+          "  -q, --quiet           do not show progress\n"
+          "  -h, --help            show this help and exit\n"
+          "  -V, --version         show the version and exit\n"
+          "\n"
+          "Output goes to a temporary file in the output directory that is renamed\n"
+          "into place only when complete. Progress is shown only when standard\n"
+          "error is a terminal.\n"
+          "\n"
+          "Exit status:\n"
+          "  0  every file was processed\n"
+          "  1  at least one file failed (the others are still processed), or the\n"
+          "     model could not be loaded\n"
+          "  2  invalid command line\n",
+          program_name, program_name, DRSN_MAX_CHANNELS, render_format_names(),
+          render_subtype_names());
+}
+
+static void usage_error(const char *message, const char *value) {
+  if (value) {
+    fprintf(stderr, "%s: %s: '%s'\n", program_name, message, value);
+  } else {
+    fprintf(stderr, "%s: %s\n", program_name, message);
+  }
+  fprintf(stderr, "Try '%s --help' for more information.\n", program_name);
+}
+
+/* Command-line settings. */
+typedef struct {
+  const char *output_dir;
+  const char *model_path;
+  double limit_db;
+  int linked;
+  int major_format;
+  int subtype;
+  int force;
+  int quiet;
+} cli_options;
+
+/* Parses options; returns -1 to exit with EXIT_USAGE, 1 to exit with 0. */
+static int parse_options(int argc, char **argv, cli_options *cli) {
+  enum { OPTION_LINK = 256, OPTION_NO_LINK };
+  static const struct option long_options[] = {
+      {"output-dir", required_argument, NULL, 'o'},
+      {"limit", required_argument, NULL, 'l'},
+      {"model", required_argument, NULL, 'm'},
+      {"link", no_argument, NULL, OPTION_LINK},
+      {"no-link", no_argument, NULL, OPTION_NO_LINK},
+      {"format", required_argument, NULL, 'F'},
+      {"subtype", required_argument, NULL, 'S'},
+      {"force", no_argument, NULL, 'f'},
+      {"quiet", no_argument, NULL, 'q'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'},
+      {NULL, 0, NULL, 0},
+  };
+
+  memset(cli, 0, sizeof *cli);
+  cli->limit_db = 30.0;
+  cli->linked = 1;
+  int option;
+  while ((option = getopt_long(argc, argv, "o:l:m:F:S:fqhV", long_options, NULL)) != -1) {
+    char *end = NULL;
+    switch (option) {
+    case 'o':
+      cli->output_dir = optarg;
+      break;
+    case 'l':
+      errno = 0;
+      cli->limit_db = strtod(optarg, &end);
+      if (errno != 0 || end == optarg || *end != '\0' || !isfinite(cli->limit_db) ||
+          cli->limit_db < 0.0 || cli->limit_db > 100.0) {
+        usage_error("invalid --limit, expected dB from 0 to 100", optarg);
+        return -1;
+      }
+      break;
+    case 'm':
+      cli->model_path = optarg;
+      break;
+    case OPTION_LINK:
+      cli->linked = 1;
+      break;
+    case OPTION_NO_LINK:
+      cli->linked = 0;
+      break;
+    case 'F':
+      cli->major_format = render_format_from_name(optarg);
+      if (!cli->major_format) {
+        usage_error("unknown --format (see --help for the names)", optarg);
+        return -1;
+      }
+      break;
+    case 'S':
+      cli->subtype = render_subtype_from_name(optarg);
+      if (!cli->subtype) {
+        usage_error("unknown --subtype (see --help for the names)", optarg);
+        return -1;
+      }
+      break;
+    case 'f':
+      cli->force = 1;
+      break;
+    case 'q':
+      cli->quiet = 1;
+      break;
+    case 'h':
+      print_help(stdout);
+      return 1;
+    case 'V':
+      printf("%s %s (%s)\n", program_name, DRSN_VERSION, sf_version_string());
+      return 1;
+    default:
+      fprintf(stderr, "Try '%s --help' for more information.\n", program_name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static drsn_model *load_model(const char *path) {
+  drsn_model *model = NULL;
+  drsn_error error;
+  memset(&error, 0, sizeof error);
+  drsn_status status = path ? drsn_model_load_file(path, &model, &error)
+                            : drsn_model_load_default(&model, &error);
+  if (status != DRSN_OK) {
+    fprintf(stderr, "%s: cannot load the %s model: %s\n", program_name,
+            path ? path : "built-in",
+            error.message[0] ? error.message : drsn_strerror(status));
+    return NULL;
+  }
+  return model;
+}
+
+/* Returns DIR/<base name of in_path>, with the extension replaced when
+ * extension is not NULL. The caller frees the result. */
+static char *output_path_in_directory(const char *directory, const char *in_path,
+                                      const char *extension) {
+  const char *slash = strrchr(in_path, '/');
+  const char *base = slash ? slash + 1 : in_path;
+  size_t base_length = strlen(base);
+  if (extension) {
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base) {
+      base_length = (size_t)(dot - base);
+    }
+  }
+  size_t size = strlen(directory) + 1 + base_length + 1 +
+                (extension ? strlen(extension) : 0) + 1;
+  char *path = malloc(size);
+  if (!path) {
+    return NULL;
+  }
+  if (extension) {
+    snprintf(path, size, "%s/%.*s.%s", directory, (int)base_length, base, extension);
+  } else {
+    snprintf(path, size, "%s/%s", directory, base);
+  }
+  return path;
+}
+
+/* Progress line state; drawn on stderr only when it is a terminal. */
+typedef struct {
+  const char *name;
+  size_t index;
+  size_t count;
+  int last_percent;
+} progress_line;
+
+static void show_progress(void *context, double fraction) {
+  progress_line *line = context;
+  int percent = (int)(fraction * 100.0);
+  if (percent > 100) {
+    percent = 100;
+  }
+  if (percent == line->last_percent) {
+    return;
+  }
+  line->last_percent = percent;
+  fprintf(stderr, "\r[%zu/%zu] %s: %3d%%\033[K", line->index + 1, line->count,
+          line->name, percent);
+  fflush(stderr);
+}
+
+static void clear_progress(const progress_line *line) {
+  if (line->last_percent >= 0) {
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+  }
+}
+
+/* Returns nonzero when out_path names a file this run has already written. */
+static int is_earlier_output(const char *out_path, const struct stat *written,
+                             size_t written_count) {
+  struct stat out_stat;
+  if (stat(out_path, &out_stat) != 0) {
+    return 0;
+  }
+  for (size_t i = 0; i < written_count; i++) {
+    if (output_file_same(&out_stat, &written[i])) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int prepare_output_dir(const char *directory) {
+  struct stat directory_stat;
+  if (stat(directory, &directory_stat) == 0) {
+    if (!S_ISDIR(directory_stat.st_mode)) {
+      fprintf(stderr, "%s: output directory %s is not a directory\n", program_name,
+              directory);
+      return -1;
+    }
+    return 0;
+  }
+  if (errno != ENOENT || mkdir(directory, 0777) != 0) {
+    fprintf(stderr, "%s: cannot create output directory %s: %s\n", program_name,
+            directory, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* Processes every input; returns the number of files that failed. */
+static size_t process_all(char **inputs, size_t input_count, const char *single_output,
+                          const cli_options *cli, const drsn_model *model) {
+  struct stat *input_stats = calloc(input_count, sizeof *input_stats);
+  struct stat *written = calloc(input_count, sizeof *written);
+  int *input_ok = calloc(input_count, sizeof *input_ok);
+  if (!input_stats || !written || !input_ok) {
+    fprintf(stderr, "%s: out of memory\n", program_name);
+    free(input_stats);
+    free(written);
+    free(input_ok);
+    return input_count;
+  }
+
+  /* Every input's identity is taken before any output is created, so that no
+   * output can replace an input that comes later in the list. */
+  size_t failed = 0;
+  for (size_t i = 0; i < input_count; i++) {
+    if (stat(inputs[i], &input_stats[i]) != 0) {
+      fprintf(stderr, "%s: %s: cannot open: %s\n", program_name, inputs[i],
+              strerror(errno));
+      failed++;
+    } else {
+      input_ok[i] = 1;
+    }
+  }
+
+  int show = !cli->quiet && isatty(STDERR_FILENO);
+  render_options options = {
+      .model = model,
+      .limit_db = (float)cli->limit_db,
+      .linked = cli->linked,
+      .force = cli->force,
+      .major_format = cli->major_format,
+      .subtype = cli->subtype,
+      .input_stats = input_stats,
+      .input_paths = (const char *const *)inputs,
+      .input_count = input_count,
+      .progress = show ? show_progress : NULL,
+  };
+  const char *extension =
+      cli->major_format ? render_format_extension(cli->major_format) : NULL;
+
+  size_t written_count = 0;
+  for (size_t i = 0; i < input_count; i++) {
+    if (!input_ok[i]) {
+      continue;
+    }
+    char *out_path = single_output ? strdup(single_output)
+                                   : output_path_in_directory(cli->output_dir,
+                                                              inputs[i], extension);
+    if (!out_path) {
+      fprintf(stderr, "%s: %s: out of memory\n", program_name, inputs[i]);
+      failed++;
+      continue;
+    }
+    if (is_earlier_output(out_path, written, written_count)) {
+      fprintf(stderr,
+              "%s: %s: output %s was already written from another input of this "
+              "run; rename one of the inputs\n",
+              program_name, inputs[i], out_path);
+      failed++;
+      free(out_path);
+      continue;
+    }
+
+    progress_line line = {inputs[i], i, input_count, -1};
+    options.progress_context = &line;
+    char error[1024];
+    int status = render_file(inputs[i], out_path, &options, error, sizeof error);
+    if (show) {
+      clear_progress(&line);
+    }
+    if (status != 0) {
+      fprintf(stderr, "%s: %s: %s\n", program_name, inputs[i], error);
+      failed++;
+    } else if (stat(out_path, &written[written_count]) == 0) {
+      written_count++;
+    }
+    free(out_path);
+  }
+
+  free(input_stats);
+  free(written);
+  free(input_ok);
+  return failed;
+}
+
+int main(int argc, char **argv) {
+  cli_options cli;
+  int parsed = parse_options(argc, argv, &cli);
+  if (parsed != 0) {
+    return parsed < 0 ? EXIT_USAGE : EXIT_ALL_OK;
+  }
+
+  char **inputs = argv + optind;
+  size_t input_count = (size_t)(argc - optind);
+  const char *single_output = NULL;
+  if (cli.output_dir) {
+    if (input_count < 1) {
+      usage_error("missing input files after -o DIR", NULL);
+      return EXIT_USAGE;
+    }
+  } else {
+    if (input_count != 2) {
+      usage_error(input_count < 2 ? "expected IN and OUT"
+                                  : "expected exactly IN and OUT (use -o DIR for "
+                                    "many files)",
+                  NULL);
+      return EXIT_USAGE;
+    }
+    single_output = inputs[1];
+    input_count = 1;
+  }
+
+  if (cli.output_dir && prepare_output_dir(cli.output_dir) != 0) {
+    return EXIT_SOME_FAILED;
+  }
+  drsn_model *model = load_model(cli.model_path);
+  if (!model) {
+    return EXIT_SOME_FAILED;
+  }
+
+  output_file_install_signal_handlers();
+  size_t failed = process_all(inputs, input_count, single_output, &cli, model);
+  drsn_model_free(model);
+  return failed ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+}

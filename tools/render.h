@@ -1,0 +1,61 @@
+/*
+ * render.h: denoising of one sound file for drsn-denoise.
+ */
+#ifndef DRSN_TOOLS_RENDER_H
+#define DRSN_TOOLS_RENDER_H
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "drsn.h"
+
+/** Called with the fraction of the input processed so far, 0..1. */
+typedef void (*render_progress_fn)(void *context, double fraction);
+
+/** Settings shared by every file of a run. */
+typedef struct {
+  const drsn_model *model;
+  float limit_db;
+  int linked;
+  int force;
+  /** libsndfile major format (SF_FORMAT_WAV, ...), or 0 for the input's. */
+  int major_format;
+  /** libsndfile subtype (SF_FORMAT_PCM_16, ...), or 0 for the input's. */
+  int subtype;
+  /** Identities of every input of the run, which are never overwritten. */
+  const struct stat *input_stats;
+  const char *const *input_paths;
+  size_t input_count;
+  render_progress_fn progress;
+  void *progress_context;
+} render_options;
+
+/**
+ * Denoises in_path into out_path. Output has the input's sample rate,
+ * channel count and exact length, aligned sample for sample with the input.
+ * Returns 0 on success. On failure returns -1 and writes a sentence into
+ * error without the file name. Nothing is left under out_path on failure, and
+ * an existing out_path is replaced only after success (and only with force).
+ */
+int render_file(const char *in_path, const char *out_path,
+                const render_options *options, char *error, size_t error_size);
+
+/**
+ * Returns the libsndfile major format named name, which is also its usual
+ * file extension without the dot ("wav", "flac", "ogg", ...; any case), or 0.
+ */
+int render_format_from_name(const char *name);
+
+/** Returns the file extension used for a major format, or NULL. */
+const char *render_format_extension(int major_format);
+
+/** Space-separated list of the names that render_format_from_name accepts. */
+const char *render_format_names(void);
+
+/** Returns the subtype named name ("pcm16", "float", ...), or 0. */
+int render_subtype_from_name(const char *name);
+
+/** Space-separated list of the names that render_subtype_from_name accepts. */
+const char *render_subtype_names(void);
+
+#endif /* DRSN_TOOLS_RENDER_H */
