@@ -35,6 +35,7 @@ Run as a program, it prints the three metrics of one pair of WAV files:
 import argparse
 import math
 import sys
+import warnings
 
 import numpy as np
 import scipy.io.wavfile
@@ -220,7 +221,11 @@ def estoi(clean, processed, rate_hz):
 
 def read_mono(path):
     """Return (samples as float64 in -1..1, rate in Hz) of a mono WAV file."""
-    rate_hz, data = scipy.io.wavfile.read(path)
+    with warnings.catch_warnings():
+        # libsndfile adds a PEAK chunk to float WAV files, which scipy skips
+        # with a warning.
+        warnings.simplefilter("ignore", scipy.io.wavfile.WavFileWarning)
+        rate_hz, data = scipy.io.wavfile.read(path)
     if data.ndim != 1:
         if data.shape[1] != 1:
             raise ValueError(f"{path}: expected a mono file, found {data.shape[1]} channels")
