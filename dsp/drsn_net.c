@@ -83,31 +83,35 @@ static void ring_taps(const drsn_ring *ring, uint32_t kt, uint32_t dilation,
  */
 static void conv_frame(const float *restrict weight, const float *restrict bias,
                        uint32_t cout, uint32_t cin, uint32_t kt, uint32_t kf,
-                       const float *const *taps, uint32_t B, uint32_t Bp,
-                       uint32_t P, float *restrict out, int relu)
+                       const float *const *taps, uint32_t bands,
+                       uint32_t padded_bands, uint32_t pad,
+                       float *restrict out, int relu)
 {
-  for (uint32_t co = 0; co < cout; co++) {
-    float *restrict y = out + (size_t)co * Bp + P;
-    for (uint32_t b = 0; b < B; b++)
+  /* size_t indices: with uint32_t, b + 1 may wrap, which stops gcc from
+   * treating x[b + df] as contiguous. */
+  const size_t B = bands, Bp = padded_bands;
+  for (size_t co = 0; co < cout; co++) {
+    float *restrict y = out + co * Bp + pad;
+    for (size_t b = 0; b < B; b++)
       y[b] = bias[co];
 
-    for (uint32_t ci = 0; ci < cin; ci++) {
-      for (uint32_t dt = 0; dt < kt; dt++) {
-        const float *restrict x = taps[dt] + (size_t)ci * Bp;
-        const float *w = weight + (((size_t)co * cin + ci) * kt + dt) * kf;
+    for (size_t ci = 0; ci < cin; ci++) {
+      for (size_t dt = 0; dt < kt; dt++) {
+        const float *restrict x = taps[dt] + ci * Bp;
+        const float *w = weight + ((co * cin + ci) * kt + dt) * kf;
         if (kf == 3) {
           const float w0 = w[0], w1 = w[1], w2 = w[2];
-          for (uint32_t b = 0; b < B; b++)
+          for (size_t b = 0; b < B; b++)
             y[b] += w0 * x[b] + w1 * x[b + 1] + w2 * x[b + 2];
         } else if (kf == 1) {
           const float w0 = w[0];
-          for (uint32_t b = 0; b < B; b++)
+          for (size_t b = 0; b < B; b++)
             y[b] += w0 * x[b];
         } else {
-          for (uint32_t df = 0; df < kf; df++) {
+          for (size_t df = 0; df < kf; df++) {
             const float wv = w[df];
             const float *restrict xs = x + df;
-            for (uint32_t b = 0; b < B; b++)
+            for (size_t b = 0; b < B; b++)
               y[b] += wv * xs[b];
           }
         }
@@ -115,7 +119,7 @@ static void conv_frame(const float *restrict weight, const float *restrict bias,
     }
 
     if (relu)
-      for (uint32_t b = 0; b < B; b++)
+      for (size_t b = 0; b < B; b++)
         y[b] = y[b] > 0.0f ? y[b] : 0.0f;
   }
 }
