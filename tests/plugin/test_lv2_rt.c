@@ -1,0 +1,706 @@
+/*
+ * test_lv2_rt.c: loads the LV2 module like a host does and checks that the
+ * audio-thread functions (run and work_response) never allocate or free.
+ *
+ * malloc, calloc, realloc, free, posix_memalign, aligned_alloc and memalign
+ * are defined in this executable (exported with -rdynamic), so every call
+ * from the dlopen'ed module, the engine and FFTW lands here. While the
+ * thread-local trap flag is set, each call is counted. The test also acts as
+ * the host's worker: jobs scheduled in run() are queued in static memory and
+ * work() runs them outside the trap.
+ *
+ * Environment: DRSN_LV2_MODULE is the path of drsn.so, DRSN_TEST_MODEL a
+ * valid model file.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <lv2/atom/atom.h>
+#include <lv2/atom/forge.h>
+#include <lv2/atom/util.h>
+#include <lv2/buf-size/buf-size.h>
+#include <lv2/core/lv2.h>
+#include <lv2/log/log.h>
+#include <lv2/options/options.h>
+#include <lv2/patch/patch.h>
+#include <lv2/state/state.h>
+#include <lv2/urid/urid.h>
+#include <lv2/worker/worker.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------- */
+/* Allocation trap                                                         */
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void *__libc_memalign(size_t alignment, size_t size);
+extern void __libc_free(void *ptr);
+
+static _Thread_local bool trap_armed;
+static atomic_int trapped_calls;
+
+static void note_call(void)
+{
+  if (trap_armed) {
+    atomic_fetch_add(&trapped_calls, 1);
+  }
+}
+
+void *malloc(size_t size)
+{
+  note_call();
+  return __libc_malloc(size);
+}
+
+void *calloc(size_t count, size_t size)
+{
+  note_call();
+  return __libc_calloc(count, size);
+}
+
+void *realloc(void *ptr, size_t size)
+{
+  note_call();
+  return __libc_realloc(ptr, size);
+}
+
+void free(void *ptr)
+{
+  if (ptr) {
+    note_call();
+  }
+  __libc_free(ptr);
+}
+
+int posix_memalign(void **out, size_t alignment, size_t size)
+{
+  note_call();
+  void *ptr = __libc_memalign(alignment, size);
+  if (!ptr) {
+    return 12; /* ENOMEM */
+  }
+  *out = ptr;
+  return 0;
+}
+
+void *aligned_alloc(size_t alignment, size_t size)
+{
+  note_call();
+  return __libc_memalign(alignment, size);
+}
+
+void *memalign(size_t alignment, size_t size)
+{
+  note_call();
+  return __libc_memalign(alignment, size);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Minimal host: URID map, log, options, worker                            */
+
+#define MAX_URIS 64
+static char uri_table[MAX_URIS][128];
+static uint32_t uri_count;
+
+static LV2_URID map_uri(LV2_URID_Map_Handle handle, const char *uri)
+{
+  (void)handle;
+  for (uint32_t i = 0; i < uri_count; ++i) {
+    if (!strcmp(uri_table[i], uri)) {
+      return i + 1;
+    }
+  }
+  if (uri_count == MAX_URIS || strlen(uri) >= sizeof uri_table[0]) {
+    return 0;
+  }
+  strcpy(uri_table[uri_count], uri);
+  return ++uri_count;
+}
+
+static int error_logs;
+
+static int log_vprintf(LV2_Log_Handle handle, LV2_URID type, const char *fmt,
+                       va_list ap)
+{
+  (void)handle;
+  if (type == map_uri(NULL, LV2_LOG__Error)) {
+    ++error_logs;
+  }
+  return vfprintf(stderr, fmt, ap);
+}
+
+static int log_printf(LV2_Log_Handle handle, LV2_URID type, const char *fmt,
+                      ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = log_vprintf(handle, type, fmt, ap);
+  va_end(ap);
+  return n;
+}
+
+/* Fixed-size job queues, so that scheduling from run() allocates nothing. */
+#define JOB_MAX 8
+#define JOB_BYTES 8192
+typedef struct {
+  uint32_t count;
+  uint32_t size[JOB_MAX];
+  uint8_t data[JOB_MAX][JOB_BYTES];
+} job_queue;
+
+static job_queue work_jobs;
+static job_queue responses;
+
+static LV2_Worker_Status push_job(job_queue *queue, uint32_t size,
+                                  const void *data)
+{
+  if (queue->count == JOB_MAX || size > JOB_BYTES) {
+    return LV2_WORKER_ERR_NO_SPACE;
+  }
+  memcpy(queue->data[queue->count], data, size);
+  queue->size[queue->count++] = size;
+  return LV2_WORKER_SUCCESS;
+}
+
+static LV2_Worker_Status schedule_work(LV2_Worker_Schedule_Handle handle,
+                                       uint32_t size, const void *data)
+{
+  (void)handle;
+  return push_job(&work_jobs, size, data);
+}
+
+static LV2_Worker_Status respond(LV2_Worker_Respond_Handle handle,
+                                 uint32_t size, const void *data)
+{
+  (void)handle;
+  return push_job(&responses, size, data);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Plugin instance under test                                              */
+
+enum {
+  PORT_CONTROL,
+  PORT_NOTIFY,
+  PORT_ENABLE,
+  PORT_LIMIT,
+  PORT_MIX,
+  PORT_RESIDUAL,
+  PORT_LATENCY,
+  PORT_VOICE,
+  PORT_REDUCTION,
+  PORT_AUDIO
+};
+
+#define RATE 48000.0
+#define MAX_BLOCK 8192
+#define ATOM_BYTES 8192
+
+typedef struct {
+  void *library;
+  const LV2_Descriptor *descriptor;
+  LV2_Handle handle;
+  const LV2_Worker_Interface *worker;
+  const LV2_State_Interface *state;
+  uint32_t channels;
+
+  float enable, limit, mix, residual, link;
+  float latency, voice, reduction;
+  float in[2][MAX_BLOCK];
+  float out[2][MAX_BLOCK];
+  union {
+    LV2_Atom_Sequence seq;
+    uint8_t bytes[ATOM_BYTES];
+  } control, notify;
+
+  LV2_Atom_Forge forge;
+  uint32_t noise_state;
+  int freed_stages; /* FREE jobs seen by the worker */
+} host;
+
+static LV2_URID_Map urid_map = {NULL, map_uri};
+static LV2_Log_Log log_feature = {NULL, log_printf, log_vprintf};
+static LV2_Worker_Schedule schedule = {NULL, schedule_work};
+static int32_t nominal_block = 256;
+static LV2_Options_Option options[3];
+static LV2_Feature map_f = {LV2_URID__map, &urid_map};
+static LV2_Feature log_f = {LV2_LOG__log, &log_feature};
+static LV2_Feature sched_f = {LV2_WORKER__schedule, &schedule};
+static LV2_Feature opts_f = {LV2_OPTIONS__options, options};
+static const LV2_Feature *all_features[] = {&map_f, &log_f, &sched_f, &opts_f,
+                                            NULL};
+
+static float next_noise(host *h)
+{
+  h->noise_state = h->noise_state * 1664525u + 1013904223u;
+  return (float)((int32_t)h->noise_state) / 2147483648.0f * 0.3f;
+}
+
+static void fill_input(host *h, uint32_t frames)
+{
+  for (uint32_t i = 0; i < frames; ++i) {
+    for (uint32_t c = 0; c < h->channels; ++c) {
+      h->in[c][i] = next_noise(h);
+    }
+  }
+}
+
+/* Clears the control port to an empty sequence. */
+static void clear_control(host *h)
+{
+  lv2_atom_forge_set_buffer(&h->forge, h->control.bytes, ATOM_BYTES);
+  LV2_Atom_Forge_Frame frame;
+  lv2_atom_forge_sequence_head(&h->forge, &frame, 0);
+  lv2_atom_forge_pop(&h->forge, &frame);
+}
+
+/* Writes patch:Set <model> = path into the control port. */
+static void send_model_path(host *h, const char *path)
+{
+  lv2_atom_forge_set_buffer(&h->forge, h->control.bytes, ATOM_BYTES);
+  LV2_Atom_Forge_Frame seq_frame;
+  LV2_Atom_Forge_Frame obj_frame;
+  lv2_atom_forge_sequence_head(&h->forge, &seq_frame, 0);
+  lv2_atom_forge_frame_time(&h->forge, 0);
+  lv2_atom_forge_object(&h->forge, &obj_frame, 0,
+                        map_uri(NULL, LV2_PATCH__Set));
+  lv2_atom_forge_key(&h->forge, map_uri(NULL, LV2_PATCH__property));
+  lv2_atom_forge_urid(&h->forge, map_uri(NULL, "urn:drsn-denoise:model"));
+  lv2_atom_forge_key(&h->forge, map_uri(NULL, LV2_PATCH__value));
+  lv2_atom_forge_path(&h->forge, path, (uint32_t)strlen(path));
+  lv2_atom_forge_pop(&h->forge, &obj_frame);
+  lv2_atom_forge_pop(&h->forge, &seq_frame);
+}
+
+/* Returns the path of the last patch:Set in the notify port, or NULL. */
+static const char *notified_path(host *h)
+{
+  const char *found = NULL;
+  const LV2_URID patch_set = map_uri(NULL, LV2_PATCH__Set);
+  const LV2_URID patch_value = map_uri(NULL, LV2_PATCH__value);
+  LV2_ATOM_SEQUENCE_FOREACH (&h->notify.seq, ev) {
+    const LV2_Atom_Object *obj = (const LV2_Atom_Object *)&ev->body;
+    if (obj->body.otype != patch_set) {
+      continue;
+    }
+    const LV2_Atom *value = NULL;
+    lv2_atom_object_get(obj, patch_value, &value, 0);
+    if (value) {
+      found = (const char *)LV2_ATOM_BODY_CONST(value);
+    }
+  }
+  return found;
+}
+
+/* Runs one block inside the trap, then the worker outside it, then the
+ * responses inside it again. Returns the number of trapped calls. */
+static int run_block(host *h, uint32_t frames)
+{
+  h->notify.seq.atom.type = 0;
+  h->notify.seq.atom.size = ATOM_BYTES - sizeof(LV2_Atom);
+
+  atomic_store(&trapped_calls, 0);
+  trap_armed = true;
+  h->descriptor->run(h->handle, frames);
+  trap_armed = false;
+  int calls = atomic_load(&trapped_calls);
+
+  for (uint32_t j = 0; j < work_jobs.count; ++j) {
+    uint32_t kind;
+    memcpy(&kind, work_jobs.data[j], sizeof kind);
+    if (kind == 2) { /* free request: see worker_msg in drsn_lv2.c */
+      ++h->freed_stages;
+    }
+    h->worker->work(h->handle, respond, NULL, work_jobs.size[j],
+                    work_jobs.data[j]);
+  }
+  work_jobs.count = 0;
+
+  atomic_store(&trapped_calls, 0);
+  trap_armed = true;
+  for (uint32_t j = 0; j < responses.count; ++j) {
+    h->worker->work_response(h->handle, responses.size[j],
+                             responses.data[j]);
+  }
+  trap_armed = false;
+  calls += atomic_load(&trapped_calls);
+  responses.count = 0;
+
+  clear_control(h);
+  return calls;
+}
+
+static host *open_host(const char *uri, uint32_t channels,
+                       const LV2_Feature *const *features)
+{
+  host *h = calloc(1, sizeof *h);
+  assert_non_null(h);
+  const char *module = getenv("DRSN_LV2_MODULE");
+  assert_non_null(module);
+  h->library = dlopen(module, RTLD_NOW | RTLD_LOCAL);
+  if (!h->library) {
+    fail_msg("dlopen %s failed: %s", module, dlerror());
+  }
+  LV2_Descriptor_Function get =
+      (LV2_Descriptor_Function)(uintptr_t)dlsym(h->library, "lv2_descriptor");
+  assert_non_null(get);
+  for (uint32_t i = 0; get(i); ++i) {
+    if (!strcmp(get(i)->URI, uri)) {
+      h->descriptor = get(i);
+    }
+  }
+  assert_non_null(h->descriptor);
+  h->worker = h->descriptor->extension_data(LV2_WORKER__interface);
+  h->state = h->descriptor->extension_data(LV2_STATE__interface);
+  assert_non_null(h->worker);
+  assert_non_null(h->state);
+
+  h->handle = h->descriptor->instantiate(h->descriptor, RATE, "", features);
+  assert_non_null(h->handle);
+  h->channels = channels;
+  h->noise_state = 12345u;
+  h->enable = 1.0f;
+  h->limit = 30.0f;
+  h->mix = 100.0f;
+  h->residual = 0.0f;
+  h->link = 1.0f;
+  lv2_atom_forge_init(&h->forge, &urid_map);
+  clear_control(h);
+
+  const LV2_Descriptor *d = h->descriptor;
+  d->connect_port(h->handle, PORT_CONTROL, &h->control);
+  d->connect_port(h->handle, PORT_NOTIFY, &h->notify);
+  d->connect_port(h->handle, PORT_ENABLE, &h->enable);
+  d->connect_port(h->handle, PORT_LIMIT, &h->limit);
+  d->connect_port(h->handle, PORT_MIX, &h->mix);
+  d->connect_port(h->handle, PORT_RESIDUAL, &h->residual);
+  d->connect_port(h->handle, PORT_LATENCY, &h->latency);
+  d->connect_port(h->handle, PORT_VOICE, &h->voice);
+  d->connect_port(h->handle, PORT_REDUCTION, &h->reduction);
+  for (uint32_t c = 0; c < channels; ++c) {
+    d->connect_port(h->handle, PORT_AUDIO + c, h->in[c]);
+    d->connect_port(h->handle, PORT_AUDIO + channels + c, h->out[c]);
+  }
+  if (channels == 2) {
+    d->connect_port(h->handle, PORT_AUDIO + 4, &h->link);
+  }
+  d->activate(h->handle);
+  return h;
+}
+
+static void close_host(host *h)
+{
+  h->descriptor->deactivate(h->handle);
+  h->descriptor->cleanup(h->handle);
+  dlclose(h->library);
+  free(h);
+}
+
+static int setup_options(void **state)
+{
+  (void)state;
+  options[0] = (LV2_Options_Option){
+      LV2_OPTIONS_INSTANCE, 0, map_uri(NULL, LV2_BUF_SIZE__nominalBlockLength),
+      sizeof(int32_t), map_uri(NULL, LV2_ATOM__Int), &nominal_block};
+  options[1] = (LV2_Options_Option){LV2_OPTIONS_INSTANCE, 0,
+                                    map_uri(NULL, LV2_BUF_SIZE__maxBlockLength),
+                                    sizeof(int32_t), map_uri(NULL, LV2_ATOM__Int),
+                                    &nominal_block};
+  options[2] = (LV2_Options_Option){LV2_OPTIONS_INSTANCE, 0, 0, 0, 0, NULL};
+  return 0;
+}
+
+static void assert_finite_output(const host *h, uint32_t frames)
+{
+  for (uint32_t c = 0; c < h->channels; ++c) {
+    for (uint32_t i = 0; i < frames; ++i) {
+      assert_true(isfinite(h->out[c][i]));
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Tests                                                                   */
+
+static const uint32_t block_sizes[] = {1,   2,   3,    7,    31,   64,   100,
+                                       128, 255, 256,  479,  480,  481,  512,
+                                       960, 1000, 1024, 2048, 4096, 8192};
+
+static void run_all_block_sizes(host *h)
+{
+  for (size_t k = 0; k < sizeof block_sizes / sizeof block_sizes[0]; ++k) {
+    const uint32_t frames = block_sizes[k];
+    for (int repeat = 0; repeat < 3; ++repeat) {
+      fill_input(h, frames);
+      const int calls = run_block(h, frames);
+      if (calls) {
+        fail_msg("run(%u) made %d allocator calls", frames, calls);
+      }
+      assert_finite_output(h, frames);
+    }
+  }
+  assert_float_equal(h->latency, 960.0f, 0.0f);
+}
+
+/* The harness itself: calls from this binary and from the module count. */
+static void trap_sees_allocations(void **state)
+{
+  (void)state;
+  void *(*volatile allocate)(size_t) = malloc;
+  void (*volatile release)(void *) = free;
+  atomic_store(&trapped_calls, 0);
+  trap_armed = true;
+  release(allocate(16));
+  trap_armed = false;
+  assert_int_equal(atomic_load(&trapped_calls), 2);
+
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  atomic_store(&trapped_calls, 0);
+  trap_armed = true;
+  h->descriptor->cleanup(h->handle);
+  trap_armed = false;
+  assert_true(atomic_load(&trapped_calls) > 0);
+  dlclose(h->library);
+  free(h);
+}
+
+static void block_sizes_mono(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  run_all_block_sizes(h);
+  close_host(h);
+}
+
+static void block_sizes_stereo(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:stereo", 2, all_features);
+  run_all_block_sizes(h);
+  close_host(h);
+}
+
+static void control_changes(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:stereo", 2, all_features);
+  for (int block = 0; block < 200; ++block) {
+    const uint32_t frames = block_sizes[block % 20];
+    h->limit = (float)(block % 7) * 10.0f;
+    h->mix = (float)(block % 5) * 25.0f;
+    h->residual = (float)((block / 3) % 2);
+    h->link = (float)((block / 5) % 2);
+    h->enable = (float)((block / 4) % 2);
+    fill_input(h, frames);
+    const int calls = run_block(h, frames);
+    if (calls) {
+      fail_msg("block %d (%u frames) made %d allocator calls", block, frames,
+               calls);
+    }
+    assert_finite_output(h, frames);
+    assert_float_equal(h->latency, 960.0f, 0.0f);
+  }
+  close_host(h);
+}
+
+/* Bypassed output is exactly the input delayed by the reported latency. */
+static void bypass_is_delayed_input(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->enable = 0.0f;
+  static float history[48000];
+  uint32_t written = 0;
+  uint32_t checked = 0;
+  while (written + 256 <= 48000) {
+    fill_input(h, 256);
+    memcpy(history + written, h->in[0], 256 * sizeof(float));
+    assert_int_equal(run_block(h, 256), 0);
+    for (uint32_t i = 0; i < 256; ++i) {
+      const uint32_t t = written + i;
+      const float expected = t >= 960 ? history[t - 960] : 0.0f;
+      assert_float_equal(h->out[0][i], expected, 0.0f);
+      ++checked;
+    }
+    written += 256;
+  }
+  assert_int_equal(checked, written);
+  assert_float_equal(h->latency, 960.0f, 0.0f);
+  assert_float_equal(h->reduction, 0.0f, 0.0f);
+  close_host(h);
+}
+
+/* Loads a model through the worker and checks the swap in run(). */
+static void model_swap(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  assert_non_null(model);
+  host *h = open_host("urn:drsn-denoise:stereo", 2, all_features);
+  for (int i = 0; i < 5; ++i) {
+    fill_input(h, 512);
+    assert_int_equal(run_block(h, 512), 0);
+  }
+
+  const int freed_before = h->freed_stages;
+  send_model_path(h, model);
+  fill_input(h, 512);
+  assert_int_equal(run_block(h, 512), 0);
+
+  /* The offered stage fills its 960-sample latency, then crossfades over
+   * 20 ms; run enough blocks of varied size to finish both. */
+  bool announced = false;
+  for (int block = 0; block < 40; ++block) {
+    const uint32_t frames = block_sizes[block % 20] % 700 + 1;
+    fill_input(h, frames);
+    const int calls = run_block(h, frames);
+    if (calls) {
+      fail_msg("block %d after the model request made %d allocator calls",
+               block, calls);
+    }
+    const char *path = notified_path(h);
+    if (path && !strcmp(path, model)) {
+      announced = true;
+    }
+    assert_finite_output(h, frames);
+  }
+  assert_true(announced);
+  assert_int_equal(h->freed_stages, freed_before + 1);
+
+  /* A file that is not a model is logged and leaves the model in place. */
+  const int errors_before = error_logs;
+  send_model_path(h, "/nonexistent/model.drsn");
+  assert_int_equal(run_block(h, 256), 0);
+  assert_int_equal(error_logs, errors_before + 1);
+  assert_int_equal(run_block(h, 256), 0);
+  const char *path = notified_path(h);
+  assert_non_null(path);
+  assert_string_equal(path, model);
+  close_host(h);
+}
+
+/* State holding one property, as a host would store it. */
+typedef struct {
+  uint32_t key;
+  uint32_t type;
+  char value[4096];
+  bool stored;
+} saved_state;
+
+static LV2_State_Status store_value(LV2_State_Handle handle, uint32_t key,
+                                    const void *value, size_t size,
+                                    uint32_t type, uint32_t flags)
+{
+  (void)flags;
+  saved_state *saved = handle;
+  if (size > sizeof saved->value) {
+    return LV2_STATE_ERR_UNKNOWN;
+  }
+  saved->key = key;
+  saved->type = type;
+  memcpy(saved->value, value, size);
+  saved->stored = true;
+  return LV2_STATE_SUCCESS;
+}
+
+static const void *retrieve_value(LV2_State_Handle handle, uint32_t key,
+                                  size_t *size, uint32_t *type,
+                                  uint32_t *flags)
+{
+  saved_state *saved = handle;
+  if (!saved->stored || key != saved->key) {
+    return NULL;
+  }
+  *size = strlen(saved->value) + 1;
+  *type = saved->type;
+  *flags = LV2_STATE_IS_POD;
+  return saved->value;
+}
+
+static void state_round_trip(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  saved_state saved = {0};
+
+  /* The built-in model stores nothing. */
+  assert_int_equal(h->state->save(h->handle, store_value, &saved, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  assert_false(saved.stored);
+
+  send_model_path(h, model);
+  for (int i = 0; i < 8; ++i) {
+    fill_input(h, 512);
+    assert_int_equal(run_block(h, 512), 0);
+  }
+  assert_int_equal(h->state->save(h->handle, store_value, &saved, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  assert_true(saved.stored);
+  assert_int_equal(saved.key, map_uri(NULL, "urn:drsn-denoise:model"));
+  assert_int_equal(saved.type, map_uri(NULL, LV2_ATOM__Path));
+  assert_string_equal(saved.value, model);
+  close_host(h);
+
+  /* A fresh instance restores it before activation, synchronously. */
+  host *restored = open_host("urn:drsn-denoise:mono", 1, all_features);
+  restored->descriptor->deactivate(restored->handle);
+  assert_int_equal(restored->state->restore(restored->handle, retrieve_value,
+                                            &saved, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  restored->descriptor->activate(restored->handle);
+  fill_input(restored, 256);
+  assert_int_equal(run_block(restored, 256), 0);
+  const char *path = notified_path(restored);
+  assert_non_null(path);
+  assert_string_equal(path, model);
+  close_host(restored);
+}
+
+/* lv2apply passes no features and runs one sample at a time. */
+static void no_host_features(void **state)
+{
+  (void)state;
+  static const LV2_Feature *none[] = {NULL};
+  host *h = open_host("urn:drsn-denoise:mono", 1, none);
+  h->descriptor->connect_port(h->handle, PORT_CONTROL, NULL);
+  h->descriptor->connect_port(h->handle, PORT_NOTIFY, NULL);
+  for (int i = 0; i < 4800; ++i) {
+    fill_input(h, 1);
+    atomic_store(&trapped_calls, 0);
+    trap_armed = true;
+    h->descriptor->run(h->handle, 1);
+    trap_armed = false;
+    assert_int_equal(atomic_load(&trapped_calls), 0);
+    assert_true(isfinite(h->out[0][0]));
+  }
+  assert_float_equal(h->latency, 960.0f, 0.0f);
+  close_host(h);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(trap_sees_allocations),
+      cmocka_unit_test(block_sizes_mono),
+      cmocka_unit_test(block_sizes_stereo),
+      cmocka_unit_test(control_changes),
+      cmocka_unit_test(bypass_is_delayed_input),
+      cmocka_unit_test(model_swap),
+      cmocka_unit_test(state_round_trip),
+      cmocka_unit_test(no_host_features),
+  };
+  return cmocka_run_group_tests(tests, setup_options, NULL);
+}
