@@ -113,24 +113,34 @@ uint32_t drsn_engine_hop_samples(const drsn_engine *engine);
 void drsn_engine_set_reduction_limit_db(drsn_engine *engine, float limit_db);
 
 /**
- * Sets whether channels share one set of gains computed from their summed
- * power (1) or are processed independently (0). Real-time safe.
+ * Sets whether channels share one set of gains computed from their mean band
+ * power (1, the default) or are processed independently (0). Switching
+ * clears the network history (not the audio). Real-time safe.
  */
 void drsn_engine_set_linked(drsn_engine *engine, int linked);
 
 /**
  * Processes frames samples of every channel. in and out are arrays of
- * channel pointers; out[c] may equal in[c]. Non-finite input is treated as
- * silence, and the output is always finite with denormals flushed to zero.
- * Real-time safe: at most ceil(frames / hop) network evaluations per call.
+ * channel pointers; out[c] may equal in[c]. A NULL in[c] reads as silence
+ * and a NULL out[c] is not written. Non-finite input is treated as silence,
+ * input beyond +-1000 is clamped, and the output is always finite with
+ * denormals flushed to zero. Real-time safe: at most ceil(frames / hop)
+ * network evaluations per channel per call.
  */
 void drsn_engine_process(drsn_engine *engine, const float *const *in,
                          float *const *out, uint32_t frames);
 
-/** Speech-presence estimate of the last hop, 0..1. Real-time safe. */
+/**
+ * Speech-presence estimate of the last hop, 0..1 (the mean over channels
+ * when they are independent). Real-time safe.
+ */
 float drsn_engine_voice_probability(const drsn_engine *engine);
 
-/** Mean gain reduction of the last hop in dB (>= 0). Real-time safe. */
+/**
+ * Gain reduction of the last hop in dB (>= 0): the mean over bands (and
+ * independent channels) of -20 log10 of the limited band gain. Real-time
+ * safe.
+ */
 float drsn_engine_reduction_db(const drsn_engine *engine);
 
 #ifdef __cplusplus
