@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""Score a checkpoint on the held-out evaluation set with the PyTorch model (offline, no C).
+
+Usage: /usr/bin/python3 train/eval_checkpoint.py CHECKPOINT [--data DIR] [--limit-db DB]
+
+Prints the mean SI-SDR and ESTOI of the noisy input and of the output per input SNR. The
+benchmark in bench/ is the reference measurement; this is for choosing checkpoints and for
+ablations, where running the C renderer would only add time.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+import soundfile
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+import metrics  # noqa: E402
+from export import load_checkpoint  # noqa: E402
+
+
+@torch.no_grad()
+def denoise(model, x, limit_db):
+    cfg = model.cfg
+    t = torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
+    spec = model.stft(t)
+    gains, _voice = model.network(model.features(spec))
+    gains = gains.clamp(min=10 ** (-limit_db / 20))
+    out = spec * model.bin_gains(gains)
+    # Overlap-add by hand: torch.istft rejects the square-root Hann window, whose squared
+    # overlap is zero at the very first sample. The left padding of stft() is dropped at the end.
+    frames = torch.fft.irfft(out[0].T, n=cfg.window_samples) * model.window   # [T, window]
+    hop, count = cfg.hop_samples, frames.shape[0]
+    y = torch.zeros((count - 1) * hop + cfg.window_samples)
+    for i in range(count):
+        y[i * hop: i * hop + cfg.window_samples] += frames[i]
+    return y[cfg.window_samples - cfg.hop_samples:].numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
+    ap.add_argument("--limit-db", type=float, default=30.0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, ck = load_checkpoint(args.checkpoint)
+    eval_dir = os.path.join(args.data, "eval")
+    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
+    per_snr = {}
+    for r in rows:
+        clean, rate = soundfile.read(os.path.join(eval_dir, r["clean"]), dtype="float64")
+        noisy, _ = soundfile.read(os.path.join(eval_dir, r["noisy"]), dtype="float64")
+        out = denoise(model, noisy, args.limit_db)[: len(noisy)]
+        scores = (metrics.si_sdr(clean, noisy), metrics.si_sdr(clean, out),
+                  metrics.estoi(clean, noisy, rate), metrics.estoi(clean, out, rate))
+        per_snr.setdefault(int(r["snr_db"]), []).append(scores)
+    print(f"checkpoint {args.checkpoint} (step {ck['step']})")
+    print("snr_db  si_sdr_in  si_sdr_out  delta   estoi_in  estoi_out  delta")
+    allv = []
+    for snr in sorted(per_snr):
+        v = np.array(per_snr[snr])
+        allv.append(v)
+        m = v.mean(axis=0)
+        print(f"{snr:6d}  {m[0]:9.2f}  {m[1]:10.2f}  {m[1]-m[0]:+5.2f}   {m[2]:8.3f}  {m[3]:9.3f}  {m[3]-m[2]:+.3f}")
+    m = np.concatenate(allv).mean(axis=0)
+    print(f"  mean  {m[0]:9.2f}  {m[1]:10.2f}  {m[1]-m[0]:+5.2f}   {m[2]:8.3f}  {m[3]:9.3f}  {m[3]-m[2]:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
