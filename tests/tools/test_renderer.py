@@ -308,6 +308,19 @@ class CommandLineTest(unittest.TestCase):
             self.assertIn("none.drsn", result.stderr)
             self.assertFalse(os.path.exists(os.path.join(directory, "out.wav")))
 
+    def test_channel_limit(self):
+        with tempfile.TemporaryDirectory() as directory:
+            eight = os.path.join(directory, "eight.wav")
+            nine = os.path.join(directory, "nine.wav")
+            soundfile.write(eight, noise_with_clicks(48000, 8, 0.5, [1000 + 100 * c for c in range(8)]), 48000)
+            soundfile.write(nine, np.zeros((4800, 9)), 48000)
+            out_directory = os.path.join(directory, "out")
+            result = run(DRSN_DENOISE, "-o", out_directory, nine, eight)
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("nine.wav: 9 channels are not supported", result.stderr)
+            self.assertEqual(os.listdir(out_directory), ["eight.wav"])
+            self.assertEqual(soundfile.info(os.path.join(out_directory, "eight.wav")).channels, 8)
+
     def test_unsupported_rate_names_file(self):
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, "low.wav")
