@@ -10,7 +10,6 @@
 
 #if defined(__SSE__) || defined(__x86_64__)
 #include <xmmintrin.h>
-#define DRSN_HAVE_MXCSR 1
 #endif
 
 #define DRSN_MIN_RATE_HZ 8000.0
@@ -21,6 +20,35 @@
 #define DRSN_MAX_INPUT 1000.0f
 /* Magnitudes below this are flushed to zero in the audio path. */
 #define DRSN_TINY 1e-30f
+
+/** Turns on flush-to-zero (and denormals-are-zero) and returns the old
+ * floating-point control state. */
+static uint64_t denormals_off(void)
+{
+#if defined(__SSE__) || defined(__x86_64__)
+  const unsigned int csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ */
+  return csr;
+#elif defined(__aarch64__)
+  uint64_t fpcr;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  __asm__ volatile("msr fpcr, %0" : : "r"(fpcr | (UINT64_C(1) << 24)));
+  return fpcr;
+#else
+  return 0; /* the audio path flushes tiny values itself */
+#endif
+}
+
+static void denormals_restore(uint64_t saved)
+{
+#if defined(__SSE__) || defined(__x86_64__)
+  _mm_setcsr((unsigned int)saved);
+#elif defined(__aarch64__)
+  __asm__ volatile("msr fpcr, %0" : : "r"(saved));
+#else
+  (void)saved;
+#endif
+}
 
 /** Audio state of one channel. */
 typedef struct {
@@ -337,11 +365,7 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
   if (!e || !in || !out)
     return;
 
-#ifdef DRSN_HAVE_MXCSR
-  /* Flush-to-zero and denormals-are-zero for the whole call. */
-  const unsigned int saved_csr = _mm_getcsr();
-  _mm_setcsr(saved_csr | 0x8040u);
-#endif
+  const uint64_t saved_fp_state = denormals_off();
 
   const uint32_t C = e->channels, W = e->stft.window, hop = e->stft.hop;
   uint32_t done = 0;
@@ -367,9 +391,7 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
     }
   }
 
-#ifdef DRSN_HAVE_MXCSR
-  _mm_setcsr(saved_csr);
-#endif
+  denormals_restore(saved_fp_state);
 }
 
 /* ------------------------------------------------------------------------ */

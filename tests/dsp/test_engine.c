@@ -17,6 +17,10 @@
 #include "drsn_internal.h"
 #include "model_writer.h"
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 static uint32_t rng_state = 12345;
 
 static uint32_t rand_u32(void)
@@ -426,6 +430,41 @@ static void test_non_finite_input(void **state)
   drsn_model_free(m);
 }
 
+/** Denormal input and decaying tails never leave denormals in the output,
+ * and the caller's floating-point mode is restored. */
+static void test_denormals(void **state)
+{
+  (void)state;
+  drsn_model *m = load_default();
+  const size_t n = 48000;
+  float *x = make_signal(n, 48000, 0.0f);
+  float *y = malloc(n * sizeof(float));
+  for (size_t i = n / 4; i < n; i++)
+    x[i] = (i % 2 ? 1e-39f : -3e-42f) * (float)(i % 7);
+  for (size_t i = n / 4; i < n / 2; i++)
+    x[i] *= 1e-20f;
+
+  drsn_engine *e = make_engine(m, 48000, 1);
+#if defined(__SSE__) || defined(__x86_64__)
+  const unsigned int before = _mm_getcsr();
+#endif
+  run_mono(e, x, y, n, 256);
+#if defined(__SSE__) || defined(__x86_64__)
+  assert_int_equal(_mm_getcsr(), before);
+#endif
+  for (size_t i = 0; i < n; i++) {
+    assert_true(isfinite(y[i]));
+    assert_true(fpclassify(y[i]) != FP_SUBNORMAL);
+  }
+  /* Long after the speech ends the output is exactly silent. */
+  for (size_t i = n / 4 + 2 * drsn_engine_latency_samples(e); i < n; i++)
+    assert_true(y[i] == 0.0f);
+  free(x);
+  free(y);
+  drsn_engine_destroy(e);
+  drsn_model_free(m);
+}
+
 /** Mono, linked stereo of identical channels and independent stereo agree. */
 static void test_channels(void **state)
 {
@@ -637,6 +676,7 @@ int main(void)
       cmocka_unit_test(test_in_place),
       cmocka_unit_test(test_causality),
       cmocka_unit_test(test_non_finite_input),
+      cmocka_unit_test(test_denormals),
       cmocka_unit_test(test_channels),
       cmocka_unit_test(test_reset_and_limit),
       cmocka_unit_test(test_band_weights),
