@@ -134,9 +134,9 @@ def _remove_silent_frames(clean, processed):
 def _third_octave_matrix():
     """Return the [BAND_COUNT, FFT_SIZE/2 + 1] 0/1 matrix of band membership.
 
-    Band k has centre 150 * 2^(k/3) Hz and edges 150 * 2^((2k -+ 1)/6) Hz; each
-    edge snaps to the nearest FFT bin and a band takes the bins from its lower
-    edge bin up to, but not including, its upper edge bin.
+    Band k has centre 150 * 2^(k/3) Hz and edges 150 * 2^((2k -+ 1)/6) Hz.
+    Each edge snaps to the nearest FFT bin, and a band takes the bins from its
+    lower edge bin up to, but not including, its upper edge bin.
     """
     bin_hz = np.arange(FFT_SIZE // 2 + 1) * STOI_RATE_HZ / FFT_SIZE
     band = np.arange(BAND_COUNT)

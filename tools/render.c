@@ -179,8 +179,8 @@ static void copy_strings(SNDFILE *in, SNDFILE *out) {
 }
 
 /*
- * Looks for the line of libsndfile's parser log that shows a cut-off file:
- * libsndfile 1.2 reads what is there without an error, but logs the audio
+ * Looks for the line of libsndfile's parser log that shows a cut-off file.
+ * libsndfile 1.2 reads what is there without an error. It logs a short audio
  * chunk of WAV or AIFF as "data : 96000 (should be 56)" (or "SSND : ...") and
  * an Ogg stream without its end as "File ended unexpectedly ...". Returns 1
  * and copies the line into note when one is found.
