@@ -47,7 +47,9 @@ static void print_help(FILE *stream) {
           "      --link            share one gain between channels (default)\n"
           "      --no-link         denoise every channel on its own\n"
           "  -F, --format NAME     output container: %s\n"
-          "                        (with -o the extension changes to match)\n"
+          "                        (default: the format named by OUT's extension,\n"
+          "                        else the input's; with -o the extension of\n"
+          "                        each output changes to match)\n"
           "  -S, --subtype NAME    output encoding: %s\n"
           "                        (default: the input's when the format allows it)\n"
           "  -f, --force           overwrite existing output files (never an input)\n"
@@ -209,6 +211,14 @@ static char *output_path_in_directory(const char *directory, const char *in_path
     snprintf(path, size, "%s/%s", directory, base);
   }
   return path;
+}
+
+/* Returns the major format named by the extension of path, or 0. */
+static int format_of_extension(const char *path) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  const char *dot = strrchr(base, '.');
+  return dot && dot != base ? render_format_from_name(dot + 1) : 0;
 }
 
 /* Progress line state; drawn on stderr only when it is a terminal. */
@@ -387,6 +397,9 @@ int main(int argc, char **argv) {
     }
     single_output = inputs[1];
     input_count = 1;
+    if (!cli.major_format) {
+      cli.major_format = format_of_extension(single_output);
+    }
   }
 
   if (cli.output_dir && prepare_output_dir(cli.output_dir) != 0) {

@@ -26,7 +26,7 @@ typedef struct {
 /* The first entry of each major format names its output extension. */
 static const named_format major_formats[] = {
     {"wav", SF_FORMAT_WAV},   {"flac", SF_FORMAT_FLAC}, {"ogg", SF_FORMAT_OGG},
-    {"oga", SF_FORMAT_OGG},   {"opus", SF_FORMAT_OGG},  {"aiff", SF_FORMAT_AIFF},
+    {"oga", SF_FORMAT_OGG},   {"aiff", SF_FORMAT_AIFF},
     {"aif", SF_FORMAT_AIFF},  {"caf", SF_FORMAT_CAF},   {"w64", SF_FORMAT_W64},
     {"rf64", SF_FORMAT_RF64}, {"au", SF_FORMAT_AU},     {"mp3", SF_FORMAT_MPEG},
 };
@@ -68,7 +68,7 @@ const char *render_format_extension(int major_format) {
 }
 
 const char *render_format_names(void) {
-  return "wav flac ogg (also oga, opus) aiff (also aif) caf w64 rf64 au mp3";
+  return "wav flac ogg (also oga) aiff (also aif) caf w64 rf64 au mp3";
 }
 
 int render_subtype_from_name(const char *name) {
@@ -127,25 +127,49 @@ static int check_output_path(const char *out_path, const render_options *options
   return 0;
 }
 
+static int is_plain_sample_subtype(int subtype) {
+  switch (subtype) {
+  case SF_FORMAT_PCM_S8:
+  case SF_FORMAT_PCM_U8:
+  case SF_FORMAT_PCM_16:
+  case SF_FORMAT_PCM_24:
+  case SF_FORMAT_PCM_32:
+  case SF_FORMAT_FLOAT:
+  case SF_FORMAT_DOUBLE:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 /* Chooses the output format; returns 0, or -1 when the request cannot work. */
 static int choose_output_format(const SF_INFO *in_info, const render_options *options,
                                 SF_INFO *out_info, char *error, size_t error_size) {
   int in_major = in_info->format & SF_FORMAT_TYPEMASK;
+  int in_subtype = in_info->format & SF_FORMAT_SUBMASK;
   int major = options->major_format ? options->major_format : in_major;
-  int subtype = options->subtype ? options->subtype : in_info->format & SF_FORMAT_SUBMASK;
+  int subtype = options->subtype ? options->subtype : in_subtype;
+  /* A codec such as Vorbis or MP3 moves to another container only on
+   * request: sf_format_check accepts some pairs (MP3 in WAV) that libsndfile
+   * 1.2 cannot write. Plain PCM and float fit every container that has them. */
+  if (!options->subtype && major != in_major && !is_plain_sample_subtype(in_subtype)) {
+    subtype = 0;
+  }
   /* The byte order is kept only where the container is kept. */
   int endian = major == in_major ? in_info->format & SF_FORMAT_ENDMASK : 0;
 
   memset(out_info, 0, sizeof *out_info);
   out_info->samplerate = in_info->samplerate;
   out_info->channels = in_info->channels;
-  out_info->format = major | subtype | endian;
-  if (sf_format_check(out_info)) {
-    return 0;
-  }
-  out_info->format = major | subtype;
-  if (sf_format_check(out_info)) {
-    return 0;
+  if (subtype) {
+    out_info->format = major | subtype | endian;
+    if (sf_format_check(out_info)) {
+      return 0;
+    }
+    out_info->format = major | subtype;
+    if (sf_format_check(out_info)) {
+      return 0;
+    }
   }
   if (options->subtype) {
     set_error(error, error_size,

@@ -144,6 +144,23 @@ class AlignmentTest(unittest.TestCase):
         self.assertEqual((info.format, info.subtype), ("FLAC", "PCM_16"))
         self.assertEqual(info.frames, soundfile.info(in_path).frames)
 
+    def test_output_extension_picks_format(self):
+        in_path, _, _ = self.write_input(48000, 1, "WAV")
+        out_path = os.path.join(self.directory.name, "by_name.flac")
+        result = run(DRSN_DENOISE, in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(soundfile.info(out_path).format, "FLAC")
+
+    def test_vorbis_to_wav_uses_float(self):
+        in_path = os.path.join(self.directory.name, "in.ogg")
+        soundfile.write(in_path, noise_with_clicks(48000, 1, 1.0, [9000]), 48000, format="OGG", subtype="VORBIS")
+        out_path = os.path.join(self.directory.name, "from_vorbis.wav")
+        result = run(DRSN_DENOISE, in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        info = soundfile.info(out_path)
+        self.assertEqual((info.format, info.subtype), ("WAV", "FLOAT"))
+        self.assertEqual(info.frames, soundfile.info(in_path).frames)
+
     def test_float_to_flac_uses_pcm24(self):
         in_path, _, _ = self.write_input(48000, 1, "WAV")
         out_path = os.path.join(self.directory.name, "fallback.flac")
