@@ -653,9 +653,6 @@ static LV2_State_Status restore(LV2_Handle instance,
       (const LV2_State_Map_Path *)find_feature(features, LV2_STATE__mapPath);
   const LV2_State_Free_Path *free_path =
       (const LV2_State_Free_Path *)find_feature(features, LV2_STATE__freePath);
-  LV2_Worker_Schedule *schedule =
-      (LV2_Worker_Schedule *)find_feature(features, LV2_WORKER__schedule);
-
   size_t size = 0;
   uint32_t type = 0;
   uint32_t value_flags = 0;
@@ -704,29 +701,10 @@ static LV2_State_Status restore(LV2_Handle instance,
     return LV2_STATE_SUCCESS;
   }
 
-  if (self->activated && schedule) {
-    /* The worker loads the file and run() crossfades to it. */
-    union {
-      worker_msg head;
-      uint8_t bytes[sizeof(worker_msg) + MODEL_PATH_MAX];
-    } msg;
-    msg.head.kind = MSG_LOAD;
-    msg.head.path_size = (uint32_t)strlen(path) + 1;
-    msg.head.stage = NULL;
-    memcpy(msg.bytes + sizeof(worker_msg), path, msg.head.path_size);
-    if (schedule->schedule_work(schedule->handle,
-                                sizeof(worker_msg) + msg.head.path_size,
-                                msg.bytes) != LV2_WORKER_SUCCESS) {
-      lv2_log_error(&self->logger,
-                    "drsn-denoise: the host's worker queue is full; keeping "
-                    "the current model\n");
-      return LV2_STATE_ERR_UNKNOWN;
-    }
-    return LV2_STATE_SUCCESS;
-  }
-
-  /* restore() is never called concurrently with run(), so the stage can be
-   * replaced directly. */
+  /* The plugin does not declare state:threadSafeRestore, so hosts never call
+   * restore() concurrently with run() and the stage can be replaced here.
+   * The worker schedule a host may pass to restore() is not used: jalv
+   * 1.6.6 passes one whose work interface is unset and crashes on it. */
   fe_stage *stage = load_stage(self, path);
   if (!stage) {
     return LV2_STATE_ERR_UNKNOWN;
