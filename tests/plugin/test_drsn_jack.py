@@ -7,6 +7,7 @@ jack-player test client. Checks:
 - the denoised speech matches the offline renderer's output for the same
   file once the network has seen the same input, so the JACK path adds
   and drops nothing, and SI-SDR improves whenever the renderer's does;
+- a buffer size change keeps the client running;
 - stdin commands and signals change the controls;
 - SIGTERM stops the client with exit status 0.
 
@@ -118,6 +119,17 @@ def main():
                 # only the match with the renderer is checked.
                 print("warning: the built-in model does not improve SI-SDR "
                       "on this file")
+
+            # A new buffer size needs no rebuild: the delay stays the same.
+            subprocess.run([require("jack_bufsize"), "480"], check=True,
+                           capture_output=True)
+            send(client, reader, "limit 0", "limit 0.0")
+            recorded = play(player, os.path.join(work, "impulse.wav"),
+                            os.path.join(work, "impulse-480.wav"), 0.5)
+            peak = int(np.argmax(np.abs(recorded)))
+            assert peak - impulse_at == latency
+            assert client.poll() is None, "drsn-jack exited"
+            send(client, reader, "limit 30", "limit 30.0")
 
             send(client, reader, "bypass on", "bypass on")
             client.send_signal(signal.SIGUSR1)
