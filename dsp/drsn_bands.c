@@ -34,6 +34,8 @@ drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
   bands->energy_scale = (float)(ratio * ratio);
   bands->feature_mean = model->feature_mean;
   bands->feature_scale = model->feature_scale;
+  bands->input_channels = model->input_channels;
+  bands->running_mean_decay = model->running_mean_decay;
 
   uint32_t b = 0;
   for (uint32_t k = 0; k < bands->bins; k++) {
@@ -99,13 +101,26 @@ void drsn_bands_energy(const drsn_bands *bands, const float *spectrum,
     energy[b] *= bands->energy_scale;
 }
 
-void drsn_bands_features(const drsn_bands *bands, const float *energy,
-                         float *features)
+void drsn_bands_reset_running_mean(const drsn_bands *bands,
+                                   float *running_mean)
 {
   for (uint32_t b = 0; b < bands->band_count; b++)
-    features[b] = (logf(energy[b] + DRSN_ENERGY_FLOOR) -
-                   bands->feature_mean[b]) *
-                  bands->feature_scale[b];
+    running_mean[b] = bands->feature_mean[b];
+}
+
+void drsn_bands_features(const drsn_bands *bands, const float *energy,
+                         float *running_mean, float *features)
+{
+  const uint32_t B = bands->band_count;
+  const float decay = bands->running_mean_decay;
+  for (uint32_t b = 0; b < B; b++) {
+    const float log_energy = logf(energy[b] + DRSN_ENERGY_FLOOR);
+    features[b] = (log_energy - bands->feature_mean[b]) * bands->feature_scale[b];
+    if (bands->input_channels > 1) {
+      running_mean[b] = decay * running_mean[b] + (1.0f - decay) * log_energy;
+      features[B + b] = (log_energy - running_mean[b]) * bands->feature_scale[b];
+    }
+  }
 }
 
 void drsn_bands_apply_gains(const drsn_bands *bands, const float *gains,

@@ -68,7 +68,8 @@ struct drsn_engine {
 
   /* One network per channel; linked mode uses the first only. */
   drsn_net *nets[DRSN_MAX_CHANNELS];
-  float *features[DRSN_MAX_CHANNELS]; /**< [B] per net */
+  float *features[DRSN_MAX_CHANNELS]; /**< [I][B] per net */
+  float *running_mean[DRSN_MAX_CHANNELS]; /**< [B] per net, log energy */
   float *gains[DRSN_MAX_CHANNELS];    /**< [B] raw sigmoid gains per net */
   float voice[DRSN_MAX_CHANNELS];
   float *limited;     /**< [B] gains after the reduction limit */
@@ -104,6 +105,7 @@ void drsn_engine_destroy(drsn_engine *e)
     channel_free(&e->ch[c]);
     drsn_net_destroy(e->nets[c]);
     free(e->features[c]);
+    free(e->running_mean[c]);
     free(e->gains[c]);
   }
   free(e->limited);
@@ -161,10 +163,11 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     ch->queue = fftwf_malloc(hop * sizeof(float));
     ch->spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
     ch->energy = calloc(B, sizeof(float));
-    e->features[c] = calloc(B, sizeof(float));
+    e->features[c] = calloc((size_t)model->input_channels * B, sizeof(float));
+    e->running_mean[c] = calloc(B, sizeof(float));
     e->gains[c] = calloc(B, sizeof(float));
     ok = ch->input && ch->ola && ch->queue && ch->spectrum && ch->energy &&
-         e->features[c] && e->gains[c];
+         e->features[c] && e->running_mean[c] && e->gains[c];
     if (ok) {
       status = drsn_net_create(model, &e->nets[c], err);
       if (status != DRSN_OK) {
@@ -201,7 +204,9 @@ void drsn_engine_reset(drsn_engine *e)
     memset(e->ch[c].ola, 0, W * sizeof(float));
     memset(e->ch[c].queue, 0, hop * sizeof(float));
     drsn_net_reset(e->nets[c]);
-    memset(e->features[c], 0, e->model->band_count * sizeof(float));
+    drsn_bands_reset_running_mean(&e->bands, e->running_mean[c]);
+    memset(e->features[c], 0,
+           (size_t)e->model->input_channels * e->model->band_count * sizeof(float));
     memset(e->gains[c], 0, e->model->band_count * sizeof(float));
     e->voice[c] = 0.0f;
   }
@@ -242,8 +247,10 @@ void drsn_engine_set_linked(drsn_engine *e, int linked)
     return;
 
   /* The nets now see different features; stale history would mislead them. */
-  for (uint32_t c = 0; c < e->channels; c++)
+  for (uint32_t c = 0; c < e->channels; c++) {
     drsn_net_reset(e->nets[c]);
+    drsn_bands_reset_running_mean(&e->bands, e->running_mean[c]);
+  }
   e->linked = linked;
 }
 
@@ -298,11 +305,13 @@ static void process_hop(drsn_engine *e)
         sum += e->ch[c].energy[b];
       e->energy_mean[b] = sum / (float)C;
     }
-    drsn_bands_features(&e->bands, e->energy_mean, e->features[0]);
+    drsn_bands_features(&e->bands, e->energy_mean, e->running_mean[0],
+                        e->features[0]);
     run_net(e, 0);
   } else {
     for (uint32_t c = 0; c < C; c++) {
-      drsn_bands_features(&e->bands, e->ch[c].energy, e->features[c]);
+      drsn_bands_features(&e->bands, e->ch[c].energy, e->running_mean[c],
+                          e->features[c]);
       run_net(e, c);
     }
   }

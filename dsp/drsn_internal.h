@@ -35,6 +35,7 @@ drsn_status drsn_error_set(drsn_error *err, drsn_status status,
 #define DRSN_MODEL_MAX_KERNEL_FREQ 15u
 #define DRSN_MODEL_MAX_HIDDEN 1024u
 #define DRSN_MODEL_MAX_DILATION 1024u
+#define DRSN_MODEL_MAX_RUNNING_MEAN_MS 60000u
 
 /** Weights of one residual shrinkage block; pointers into model storage. */
 typedef struct {
@@ -59,11 +60,14 @@ struct drsn_model {
   uint32_t kernel_time;      /**< KT */
   uint32_t kernel_freq;      /**< KF, odd */
   uint32_t attention_hidden; /**< H */
+  uint32_t running_mean_ms;  /**< 0: one input channel; else two */
+  uint32_t input_channels;   /**< I: 2 when running_mean_ms > 0, else 1 */
+  float running_mean_decay;  /**< per-frame decay of the running mean */
 
   float *band_centres_hz; /**< [B], strictly increasing */
   const float *feature_mean;  /**< [B] */
   const float *feature_scale; /**< [B] */
-  const float *stem_weight;   /**< [C][1][KT][KF] */
+  const float *stem_weight;   /**< [C][I][KT][KF] */
   const float *stem_bias;     /**< [C] */
   drsn_block_weights *blocks; /**< [block_count] */
   const float *gain_weight;   /**< [1][C][1][1] */
@@ -135,6 +139,8 @@ typedef struct {
   float energy_scale; /**< (window_samples / window)^2 */
   const float *feature_mean;
   const float *feature_scale;
+  uint32_t input_channels;  /**< 1, or 2 with the running-mean channel */
+  float running_mean_decay; /**< per-frame decay of the running mean */
 } drsn_bands;
 
 drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
@@ -152,9 +158,17 @@ float drsn_bands_weight(const drsn_bands *bands, uint32_t band, uint32_t bin);
 void drsn_bands_energy(const drsn_bands *bands, const float *spectrum,
                        float *energy);
 
-/** feat[b] = (ln(energy[b] + 1e-9) - mean[b]) * scale[b]. RT-safe. */
+/** Sets running_mean[B] to its start value, the feature mean. RT-safe. */
+void drsn_bands_reset_running_mean(const drsn_bands *bands,
+                                   float *running_mean);
+
+/**
+ * Computes features[I][B] of one frame (design.md, Features): channel 0 is
+ * (ln(energy + 1e-9) - mean) * scale; channel 1, when present, is the log
+ * energy minus running_mean[B], which this call updates first. RT-safe.
+ */
 void drsn_bands_features(const drsn_bands *bands, const float *energy,
-                         float *features);
+                         float *running_mean, float *features);
 
 /** Multiplies spectrum[k] by sum_b weight[b][k] gains[b]. RT-safe. */
 void drsn_bands_apply_gains(const drsn_bands *bands, const float *gains,
@@ -174,7 +188,7 @@ void drsn_net_destroy(drsn_net *net);
 void drsn_net_reset(drsn_net *net);
 
 /**
- * Runs the network on one frame of features[B]: writes gains[B] (raw
+ * Runs the network on one frame of features[I][B]: writes gains[B] (raw
  * sigmoid outputs) and returns the voice probability. RT-safe.
  */
 float drsn_net_forward(drsn_net *net, const float *features, float *gains);
@@ -197,7 +211,7 @@ uint32_t drsn_engine_net_count(const drsn_engine *engine);
 /** Network instance i, for reading activations after a hop. */
 const drsn_net *drsn_engine_net(const drsn_engine *engine, uint32_t index);
 
-/** Features[B] of net i's last frame. */
+/** Features[I][B] of net i's last frame. */
 const float *drsn_engine_features(const drsn_engine *engine, uint32_t index);
 
 /** Raw network gains[B] of net i's last frame (before the limit). */

@@ -149,7 +149,7 @@ static size_t expected_tensors(const drsn_model *m, tensor_expected *e,
   *count = 0;
   expect(e, count, &floats, "feature_mean", 1, B, 0, 0, 0);
   expect(e, count, &floats, "feature_scale", 1, B, 0, 0, 0);
-  expect(e, count, &floats, "stem.weight", 4, C, 1, KT, KF);
+  expect(e, count, &floats, "stem.weight", 4, C, m->input_channels, KT, KF);
   expect(e, count, &floats, "stem.bias", 1, C, 0, 0, 0);
   for (uint32_t i = 0; i < m->block_count; i++) {
     snprintf(name, sizeof name, "blocks.%u.conv1.weight", i);
@@ -317,6 +317,16 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          name, m->kernel_freq);
   READ_FIELD(attention_hidden);
   CHECK_RANGE(attention_hidden, 1u, DRSN_MODEL_MAX_HIDDEN);
+  READ_FIELD(running_mean_ms);
+  if (m->running_mean_ms > DRSN_MODEL_MAX_RUNNING_MEAN_MS)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': running_mean_ms %u is outside 0..%u", name,
+         m->running_mean_ms, DRSN_MODEL_MAX_RUNNING_MEAN_MS);
+  m->input_channels = m->running_mean_ms > 0 ? 2u : 1u;
+  if (m->running_mean_ms > 0) {
+    const double hop_s = (double)m->hop_samples / (double)m->rate_hz;
+    m->running_mean_decay = (float)exp(-hop_s / (m->running_mean_ms / 1000.0));
+  }
 
   m->blocks = calloc(m->block_count ? m->block_count : 1, sizeof *m->blocks);
   m->band_centres_hz = calloc(m->band_count, sizeof *m->band_centres_hz);
@@ -577,7 +587,7 @@ double drsn_model_macs_per_frame(const drsn_model *m)
 {
   const double B = m->band_count, C = m->channels, H = m->attention_hidden;
   const double KT = m->kernel_time, KF = m->kernel_freq;
-  return C * KT * KF * B +
+  return m->input_channels * C * KT * KF * B +
          m->block_count * (C * C * KT * KF * B + C * C * KF * B + 2 * C * H) +
          C * B + C;
 }

@@ -26,7 +26,7 @@ struct drsn_net {
   const drsn_model *model;
   uint32_t B, P, Bp, C, H, KT, KF;
 
-  drsn_ring stem_in;   /**< features, 1 channel, dilation 1 */
+  drsn_ring stem_in;   /**< features, I channels, dilation 1 */
   drsn_ring *block_in; /**< [block_count] block inputs h */
   float *h_out;        /**< [C][Bp] output of the last layer before relu */
   float *a;            /**< [C][Bp] relu(conv1) */
@@ -144,7 +144,8 @@ drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
 
   const size_t row = (size_t)net->C * net->Bp;
   size_t bytes = sizeof *net;
-  int ok = ring_init(&net->stem_in, net->KT, net->Bp, &bytes) == DRSN_OK;
+  int ok = ring_init(&net->stem_in, net->KT,
+                     (size_t)model->input_channels * net->Bp, &bytes) == DRSN_OK;
   net->block_in = calloc(model->block_count ? model->block_count : 1,
                          sizeof *net->block_in);
   ok = ok && net->block_in;
@@ -260,11 +261,12 @@ float drsn_net_forward(drsn_net *net, const float *features, float *gains)
 
   /* Stem. */
   float *x = ring_advance(&net->stem_in);
-  memcpy(x + P, features, B * sizeof(float));
+  for (uint32_t i = 0; i < m->input_channels; i++)
+    memcpy(x + (size_t)i * Bp + P, features + (size_t)i * B, B * sizeof(float));
   ring_taps(&net->stem_in, KT, 1, net->taps);
   float *h = m->block_count ? ring_advance(&net->block_in[0]) : net->h_out;
-  conv_frame(m->stem_weight, m->stem_bias, C, 1, KT, KF, net->taps, B, Bp, P,
-             h, 1);
+  conv_frame(m->stem_weight, m->stem_bias, C, m->input_channels, KT, KF,
+             net->taps, B, Bp, P, h, 1);
 
   /* Residual shrinkage blocks; h lives in block i's ring. */
   for (uint32_t i = 0; i < m->block_count; i++) {

@@ -55,7 +55,7 @@ def main():
 
     if args.checkpoint == "random":
         torch.manual_seed(0)
-        model = DRSN(Config())
+        model = DRSN(Config(running_mean_ms=1000))
         model.feature_mean.fill_(-8.0)
         model.feature_scale.fill_(0.25)
         # Give the BatchNorm layers non-trivial statistics so that folding is exercised.

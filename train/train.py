@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each training crop")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--running-mean-ms", type=int, default=1000,
+                    help="time constant of the running-mean input channel in ms; 0 disables it")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--validate-every", type=int, default=500)
@@ -136,7 +138,7 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     last_path = os.path.join(run_dir, "last.pt")
 
-    cfg = Config(channels=args.channels, attention_hidden=args.channels)
+    cfg = Config(channels=args.channels, attention_hidden=args.channels, running_mean_ms=args.running_mean_ms)
     model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     train_mix = Mixer(corpus, "train", seconds=args.seconds)

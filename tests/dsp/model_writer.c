@@ -78,6 +78,7 @@ void mw_default_spec(mw_spec *s)
   s->kernel_time = 2;
   s->kernel_freq = 3;
   s->attention_hidden = 16;
+  s->running_mean_ms = 1000;
   for (uint32_t i = 0; i < 4; i++)
     s->dilations[i] = 1u << i;
   memcpy(s->band_centres_hz, default_centres_hz, sizeof default_centres_hz);
@@ -204,6 +205,7 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   put_u32(&b, KT);
   put_u32(&b, KF);
   put_u32(&b, H);
+  put_u32(&b, s->running_mean_ms);
   for (uint32_t i = 0; i < s->block_count; i++)
     put_u32(&b, s->dilations[i]);
   for (uint32_t i = 0; i < B; i++)
@@ -219,7 +221,8 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   char name[40];
   add(t, &n, "feature_mean", 1, B, 0, 0, 0, 0, 1);
   add(t, &n, "feature_scale", 1, B, 0, 0, 0, 0, 2);
-  add(t, &n, "stem.weight", 4, C, 1, KT, KF, KT * KF, 0);
+  const uint32_t I = s->running_mean_ms > 0 ? 2 : 1;
+  add(t, &n, "stem.weight", 4, C, I, KT, KF, I * KT * KF, 0);
   add(t, &n, "stem.bias", 1, C, 0, 0, 0, 0, 0);
   for (uint32_t i = 0; i < s->block_count; i++) {
     snprintf(name, sizeof name, "blocks.%u.conv1.weight", i);

@@ -19,6 +19,7 @@ typedef struct {
   uint32_t kernel_time;
   uint32_t kernel_freq;
   uint32_t attention_hidden;
+  uint32_t running_mean_ms; /**< 0: one input channel, else two */
   uint32_t dilations[64];
   float band_centres_hz[256];
   uint32_t seed;
@@ -52,7 +53,7 @@ typedef struct {
   int reverse_order;          /**< write tensors last to first */
 } mw_faults;
 
-/** The default model's shapes (48 kHz, 32 bands, C 16, 4 blocks). */
+/** The default model's shapes (48 kHz, 32 bands, C 16, 4 blocks, running mean 1 s). */
 void mw_default_spec(mw_spec *spec);
 
 /** A small model for fast tests (C 4, H 3, 2 blocks, KT 3, KF 3). */

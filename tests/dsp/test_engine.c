@@ -406,12 +406,20 @@ static void test_non_finite_input(void **state)
   /* Bad samples enter as silence or the clamp, nothing else. */
   assert_memory_equal(y_bad, y_zeroed, n * sizeof(float));
 
-  /* Once the network's history has forgotten the burst, the output is the
-   * clean run's again, bit for bit. */
+  /* Once the convolutions' history has forgotten the burst, the output is
+   * the clean run's again, up to the running mean of the level, which the
+   * burst moved. That difference decays with the model's time constant. */
   const size_t settled = bad_end + L + (receptive_frames(m) + 2) * hop;
   assert_true(settled < n);
-  assert_memory_equal(y_bad + settled, y_clean + settled,
-                      (n - settled) * sizeof(float));
+  double diff = 0.0, power = 0.0;
+  for (size_t i = settled; i < n; i++) {
+    const double d = (double)y_bad[i] - (double)y_clean[i];
+    diff += d * d;
+    power += (double)y_clean[i] * y_clean[i];
+  }
+  print_message("after the burst: error %.1f dB below the clean output\n",
+                10.0 * log10(power / (diff + 1e-30)));
+  assert_true(diff < power * 1e-3);
 
   /* With unity gains the audio path is back to normal within two hops. */
   drsn_engine_reset(e);

@@ -23,6 +23,8 @@
 #endif
 
 #define TOLERANCE 1e-4
+/* u32 header fields after the magic, version included. */
+#define GOLDEN_FIELDS 10
 
 /* The environment variables of the same names override the built-in paths, so the training
  * smoke test can check a freshly exported model. */
@@ -34,7 +36,7 @@ static const char *path_setting(const char *name, const char *fallback)
 
 typedef struct {
   uint32_t version, rate_hz, window_samples, hop_samples, band_count,
-      channels, block_count, frame_count, sample_count;
+      channels, block_count, input_channels, frame_count, sample_count;
   float *signal;
   float *table; /**< [frame_count][per_frame] */
   size_t per_frame;
@@ -88,24 +90,25 @@ static void load_golden(golden *g)
   unsigned char *data = read_all(golden_path, &size);
   if (!data)
     fail_msg("cannot read %s", golden_path);
-  assert_true(size >= 8 + 9 * 4);
+  const size_t header = 8 + GOLDEN_FIELDS * 4;
+  assert_true(size >= header);
   assert_memory_equal(data, "DRSNGOLD", 8);
   uint32_t *fields = &g->version;
-  for (int i = 0; i < 9; i++)
+  for (int i = 0; i < GOLDEN_FIELDS; i++)
     fields[i] = le32(data + 8 + 4 * i);
   assert_int_equal(g->version, 1);
-  g->per_frame = g->band_count * 2 + (size_t)g->channels * g->band_count *
-                                         (1 + g->block_count) +
+  g->per_frame = g->band_count * ((size_t)g->input_channels + 1) +
+                 (size_t)g->channels * g->band_count * (1 + g->block_count) +
                  1;
   const size_t floats =
       g->sample_count + (size_t)g->frame_count * g->per_frame;
-  assert_int_equal(size, 8 + 9 * 4 + 4 * floats);
+  assert_int_equal(size, header + 4 * floats);
   g->signal = malloc(g->sample_count * sizeof(float));
   g->table = malloc(g->frame_count * g->per_frame * sizeof(float));
   assert_non_null(g->signal);
   assert_non_null(g->table);
-  read_floats(data + 44, g->signal, g->sample_count);
-  read_floats(data + 44 + 4 * (size_t)g->sample_count, g->table,
+  read_floats(data + header, g->signal, g->sample_count);
+  read_floats(data + header + 4 * (size_t)g->sample_count, g->table,
               g->frame_count * g->per_frame);
   free(data);
 }
@@ -146,6 +149,7 @@ static void test_golden_vectors(void **state)
   assert_int_equal(g.band_count, m->band_count);
   assert_int_equal(g.channels, m->channels);
   assert_int_equal(g.block_count, m->block_count);
+  assert_int_equal(g.input_channels, m->input_channels);
   assert_true((size_t)g.frame_count * g.hop_samples <= g.sample_count);
 
   drsn_engine *e = NULL;
@@ -177,8 +181,9 @@ static void test_golden_vectors(void **state)
     assert_int_equal(drsn_engine_frames(e), t + 1);
 
     const float *row = g.table + (size_t)t * g.per_frame;
-    compare(&layers[0], t, drsn_engine_features(e, 0), row, B);
-    row += B;
+    compare(&layers[0], t, drsn_engine_features(e, 0), row,
+            (size_t)g.input_channels * B);
+    row += (size_t)g.input_channels * B;
     const drsn_net *net = drsn_engine_net(e, 0);
     drsn_net_copy_stem(net, act);
     compare(&layers[1], t, act, row, (size_t)C * B);

@@ -77,7 +77,8 @@ static void check_spec(const mw_spec *spec)
 
   const uint32_t B = m->band_count, C = m->channels, H = m->attention_hidden;
   const uint32_t KT = m->kernel_time, KF = m->kernel_freq, nb = m->block_count;
-  history feat = {1, B, calloc((size_t)FRAMES * B, sizeof(float))};
+  const uint32_t I = m->input_channels;
+  history feat = {I, B, calloc((size_t)FRAMES * I * B, sizeof(float))};
   history *hin = calloc(nb + 1, sizeof *hin); /* input of block i; [nb] = out */
   for (uint32_t i = 0; i <= nb; i++) {
     hin[i].C = C;
@@ -94,14 +95,14 @@ static void check_spec(const mw_spec *spec)
   uint32_t seed = 99;
   double worst = 0.0;
   for (int t = 0; t < FRAMES; t++) {
-    for (uint32_t b = 0; b < B; b++) {
+    for (uint32_t b = 0; b < I * B; b++) {
       seed = seed * 1664525u + 1013904223u;
       slot(&feat, t)[b] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
     }
 
     /* Reference. */
     float *h0 = slot(&hin[0], t);
-    ref_conv(&feat, t, m->stem_weight, m->stem_bias, C, 1, KT, KF, 1, h0);
+    ref_conv(&feat, t, m->stem_weight, m->stem_bias, C, I, KT, KF, 1, h0);
     for (size_t i = 0; i < (size_t)C * B; i++)
       h0[i] = h0[i] > 0 ? h0[i] : 0;
     for (uint32_t i = 0; i < nb; i++) {
@@ -216,6 +217,7 @@ static void test_other_kernels(void **state)
     spec.dilations[1] = cases[i].d1;
     spec.dilations[2] = cases[i].d2;
     spec.seed = 7 + (uint32_t)i;
+    spec.running_mean_ms = i % 2 ? 0 : 1000; /* one and two input channels */
     check_spec(&spec);
   }
 }

@@ -20,7 +20,7 @@ ENERGY_EPSILON = 1e-9
 class Config:
     def __init__(self, rate_hz=48000, window_samples=960, hop_samples=480,
                  band_centres_hz=None, channels=16, dilations=(1, 2, 4, 8),
-                 kernel_time=2, kernel_freq=3, attention_hidden=16):
+                 kernel_time=2, kernel_freq=3, attention_hidden=16, running_mean_ms=0):
         self.rate_hz = rate_hz
         self.window_samples = window_samples
         self.hop_samples = hop_samples
@@ -30,6 +30,19 @@ class Config:
         self.kernel_time = kernel_time
         self.kernel_freq = kernel_freq
         self.attention_hidden = attention_hidden
+        # Time constant of the running mean of the log band energies that feeds the second
+        # input channel (level relative to the recent past); 0 means a single input channel.
+        self.running_mean_ms = running_mean_ms
+
+    @property
+    def input_channels(self):
+        return 2 if self.running_mean_ms > 0 else 1
+
+    @property
+    def running_mean_decay(self):
+        """Per-hop decay of the running mean, computed as the C engine does."""
+        hop_s = self.hop_samples / self.rate_hz
+        return math.exp(-hop_s / (self.running_mean_ms / 1000.0))
 
     @property
     def band_count(self):
@@ -121,7 +134,7 @@ class DRSN(nn.Module):
         c = cfg.channels
         self.register_buffer("feature_mean", torch.zeros(cfg.band_count))
         self.register_buffer("feature_scale", torch.ones(cfg.band_count))
-        self.stem = CausalConv(1, c, cfg.kernel_time, cfg.kernel_freq)
+        self.stem = CausalConv(cfg.input_channels, c, cfg.kernel_time, cfg.kernel_freq)
         self.stem_bn = nn.BatchNorm2d(c)
         self.blocks = nn.ModuleList(
             [ShrinkageBlock(cfg, d, shrink, shared_threshold) for d in cfg.dilations])
@@ -142,14 +155,28 @@ class DRSN(nn.Module):
                           center=False, return_complex=True)
 
     def features(self, spec):
-        """Complex spectrum [N, bins, frames] -> normalised log band energies [N, frames, bands]."""
+        """Complex spectrum [N, bins, frames] -> features [N, input_channels, frames, bands].
+
+        Channel 0 is the normalised log band energy. Channel 1, when the model has one, is the
+        log band energy minus its running mean over past frames, so that it tells how far each
+        band stands above its recent level."""
         power = spec.real ** 2 + spec.imag ** 2
         energy = torch.einsum("bk,nkt->ntb", self.weights, power)
-        return (torch.log(energy + ENERGY_EPSILON) - self.feature_mean) * self.feature_scale
+        log_energy = torch.log(energy + ENERGY_EPSILON)
+        absolute = (log_energy - self.feature_mean) * self.feature_scale
+        if self.cfg.input_channels == 1:
+            return absolute.unsqueeze(1)
+        decay = self.cfg.running_mean_decay
+        mean = self.feature_mean.expand(log_energy.shape[0], -1)
+        relative = []
+        for t in range(log_energy.shape[1]):
+            mean = decay * mean + (1.0 - decay) * log_energy[:, t]
+            relative.append((log_energy[:, t] - mean) * self.feature_scale)
+        return torch.stack([absolute, torch.stack(relative, dim=1)], dim=1)
 
     def network(self, feat, trace=None):
-        """feat [N, frames, bands] -> gains [N, frames, bands], voice [N, frames]."""
-        h = F.relu(self.stem_bn(self.stem(feat.unsqueeze(1))))
+        """feat [N, input_channels, frames, bands] -> gains [N, frames, bands], voice [N, frames]."""
+        h = F.relu(self.stem_bn(self.stem(feat)))
         if trace is not None:
             trace.append(h)
         for block in self.blocks:
@@ -174,7 +201,7 @@ class DRSN(nn.Module):
         cfg = self.cfg
         c, b, kt, kf, h = cfg.channels, cfg.band_count, cfg.kernel_time, cfg.kernel_freq, cfg.attention_hidden
         per_block = c * c * kt * kf * b + c * c * kf * b + 2 * c * h
-        return c * kt * kf * b + len(cfg.dilations) * per_block + c * b + c
+        return cfg.input_channels * c * kt * kf * b + len(cfg.dilations) * per_block + c * b + c
 
 
 def fold_bn_conv(conv, bn):

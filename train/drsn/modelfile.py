@@ -14,9 +14,9 @@ GOLDEN_VERSION = 1
 
 def model_bytes(cfg, tensors):
     out = bytearray(MODEL_MAGIC)
-    out += struct.pack("<10I", MODEL_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
+    out += struct.pack("<11I", MODEL_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
                        cfg.band_count, cfg.channels, len(cfg.dilations), cfg.kernel_time,
-                       cfg.kernel_freq, cfg.attention_hidden)
+                       cfg.kernel_freq, cfg.attention_hidden, cfg.running_mean_ms)
     out += struct.pack(f"<{len(cfg.dilations)}I", *cfg.dilations)
     out += struct.pack(f"<{cfg.band_count}f", *cfg.band_centres_hz)
     out += struct.pack("<I", len(tensors))
@@ -47,12 +47,13 @@ def write_golden(path, model, signal):
     feat = model.features(model.stft(x))
     trace = []
     gains, voice = model.network(feat, trace)
-    frames = feat.shape[1]
+    frames = feat.shape[2]
     out = bytearray(GOLDEN_MAGIC)
-    out += struct.pack("<9I", GOLDEN_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
-                       cfg.band_count, cfg.channels, len(cfg.dilations), frames, x.shape[1])
+    out += struct.pack("<10I", GOLDEN_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
+                       cfg.band_count, cfg.channels, len(cfg.dilations), cfg.input_channels, frames,
+                       x.shape[1])
     out += x.numpy().astype("<f4").tobytes()
-    per_frame = [feat[0]]                                     # [T, B]
+    per_frame = [feat[0].permute(1, 0, 2).reshape(frames, -1)]  # [T, input_channels * B]
     for h in trace:                                           # [1, C, T, B] -> [T, C*B]
         per_frame.append(h[0].permute(1, 0, 2).reshape(frames, -1))
     per_frame += [gains[0], voice[0].reshape(frames, 1)]
