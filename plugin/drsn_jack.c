@@ -58,6 +58,8 @@ typedef struct {
   _Atomic(fe_stage *) old_stage;          /* process -> main (to free) */
 
   /* Meters and status, written by the process thread. */
+  atomic_bool started;
+  atomic_uint first_frame; /* JACK frame time of the first processed cycle */
   atomic_uint latency;
   _Atomic float voice;
   _Atomic float reduction_db;
@@ -169,6 +171,11 @@ static int on_process(jack_nframes_t frames, void *arg)
   for (uint32_t c = 0; c < app->channels; ++c) {
     in[c] = jack_port_get_buffer(app->in[c], frames);
     out[c] = jack_port_get_buffer(app->out[c], frames);
+  }
+
+  if (!atomic_load_explicit(&app->started, memory_order_relaxed)) {
+    atomic_store(&app->first_frame, jack_last_frame_time(app->client));
+    atomic_store(&app->started, true);
   }
 
   fe_processor *p = app->processor;
@@ -338,7 +345,8 @@ static void print_status(app_state *app)
   pthread_mutex_lock(&app->build_lock);
   const double rate = app->build_rate;
   printf("status limit=%.1f mix=%.0f bypass=%s residual=%s link=%s "
-         "latency=%u rate=%.0f voice=%.2f reduction=%.1f xruns=%u model=%s\n",
+         "latency=%u rate=%.0f voice=%.2f reduction=%.1f xruns=%u "
+         "first_frame=%u model=%s\n",
          (double)atomic_load(&app->limit_db),
          100.0 * (double)atomic_load(&app->mix),
          atomic_load(&app->bypass) ? "on" : "off",
@@ -346,6 +354,7 @@ static void print_status(app_state *app)
          atomic_load(&app->linked) ? "on" : "off", atomic_load(&app->latency),
          rate, (double)atomic_load(&app->voice),
          (double)atomic_load(&app->reduction_db), atomic_load(&app->xruns),
+         atomic_load(&app->first_frame),
          app->model_path[0] ? app->model_path : "(built-in)");
   pthread_mutex_unlock(&app->build_lock);
 }

@@ -34,9 +34,7 @@ def jack_server(prefix, period=960):
 
     Synchronous mode (-S) makes the server wait for every client in each
     cycle, so that a slow cycle delays the clock instead of dropping audio.
-    The default period of 960 frames is a multiple of the 480-sample hop, so
-    audio that starts on a cycle boundary also starts on the engine's hop
-    grid, and the output matches the offline renderer's sample for sample.
+    The default period of 960 frames is 20 ms at 48 kHz.
     Sets JACK_DEFAULT_SERVER for the block and yields the server name.
     """
     name = f"{prefix}-{os.getpid()}"
