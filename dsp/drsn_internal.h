@@ -36,6 +36,8 @@ drsn_status drsn_error_set(drsn_error *err, drsn_status status,
 #define DRSN_MODEL_MAX_HIDDEN 1024u
 #define DRSN_MODEL_MAX_DILATION 1024u
 #define DRSN_MODEL_MAX_RUNNING_MEAN_MS 60000u
+#define DRSN_MODEL_MAX_OVERLAP 16u     /* window_samples / hop_samples */
+#define DRSN_MODEL_MAX_WINDOW_MS 100u  /* window_samples / rate_hz */
 
 /** Weights of one residual shrinkage block; pointers into model storage. */
 typedef struct {

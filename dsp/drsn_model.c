@@ -299,6 +299,20 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          "model '%.200s': window_samples %u is not a multiple of "
          "hop_samples %u",
          name, m->window_samples, m->hop_samples);
+  /* These bounds keep a crafted file from making the engine's cost per
+   * sample unbounded: at most 16 windows overlap, and a window lasts at most
+   * 100 ms, whatever the host rate. */
+  if (m->window_samples / m->hop_samples > DRSN_MODEL_MAX_OVERLAP)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': window_samples %u is more than %u times "
+         "hop_samples %u",
+         name, m->window_samples, DRSN_MODEL_MAX_OVERLAP, m->hop_samples);
+  if ((uint64_t)m->window_samples * 1000u >
+      (uint64_t)m->rate_hz * DRSN_MODEL_MAX_WINDOW_MS)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': window_samples %u lasts more than %u ms at "
+         "rate_hz %u",
+         name, m->window_samples, DRSN_MODEL_MAX_WINDOW_MS, m->rate_hz);
   READ_FIELD(band_count);
   CHECK_RANGE(band_count, 2u, DRSN_MODEL_MAX_BANDS);
   READ_FIELD(channels);

@@ -217,6 +217,7 @@ static void test_bad_header(void **state)
       {0, 7999, "rate_hz"},        {0, 192001, "rate_hz"},
       {1, 8, "window_samples"},    {1, 20000, "window_samples"},
       {2, 7, "hop_samples"},       {2, 500, "multiple"},
+      {2, 16, "more than 16 times"}, {0, 8000, "100 ms"},
       {3, 1, "band_count"},        {3, 257, "band_count"},
       {4, 0, "channels"},          {4, 300, "channels"},
       {5, 65, "block_count"},      {6, 0, "kernel_time"},
