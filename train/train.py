@@ -28,6 +28,7 @@ COMPRESSION = 0.3
 OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean target
 COMPLEX_WEIGHT = 0.3
 VOICE_WEIGHT = 0.05
+SI_SDR_WEIGHT = 0.01            # per dB: 10 dB of SI-SDR weigh 0.1
 
 
 def default_data_dir():
@@ -39,6 +40,25 @@ def bin_mask(model, cutoff_hz):
     cfg = model.cfg
     freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
     return (freqs[None, :] <= cutoff_hz[:, None]).float().unsqueeze(-1)
+
+
+def overlap_add(model, spec):
+    """Differentiable inverse of model.stft: [N, bins, frames] -> [N, samples]."""
+    cfg = model.cfg
+    frames = torch.fft.irfft(spec.transpose(1, 2), n=cfg.window_samples) * model.window
+    count = frames.shape[1]
+    length = (count - 1) * cfg.hop_samples + cfg.window_samples
+    out = F.fold(frames.transpose(1, 2), output_size=(1, length),
+                 kernel_size=(1, cfg.window_samples), stride=(1, cfg.hop_samples))
+    return out.reshape(spec.shape[0], length)
+
+
+def si_sdr_db(reference, estimate):
+    """SI-SDR in dB per example, for [N, samples] tensors."""
+    scale = (estimate * reference).sum(-1, keepdim=True) / ((reference ** 2).sum(-1, keepdim=True) + 1e-9)
+    target = scale * reference
+    noise = estimate - target
+    return 10 * torch.log10((target ** 2).sum(-1) + 1e-9) - 10 * torch.log10((noise ** 2).sum(-1) + 1e-9)
 
 
 def loss_terms(model, noisy, clean, cutoff_hz):
@@ -64,8 +84,16 @@ def loss_terms(model, noisy, clean, cutoff_hz):
     voice_target = ((frame_energy > peak * 1e-4) & (peak > 1e-3)).float()
     voice_term = F.binary_cross_entropy(voice.clamp(1e-6, 1 - 1e-6), voice_target)
 
-    total = magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
-    return total, {"magnitude": magnitude.item(), "complex": complex_term.item(), "voice": voice_term.item()}
+    # SI-SDR of the output against the target, both limited to the trusted band, over the
+    # examples that contain speech.
+    speech = (target.abs().flatten(1).amax(dim=1) > 0).float()
+    sdr = si_sdr_db(overlap_add(model, target * mask), overlap_add(model, out * mask))
+    sdr_term = -(sdr.clamp(max=50) * speech).sum() / (speech.sum() + 1e-9)
+
+    total = (magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
+             + SI_SDR_WEIGHT * sdr_term)
+    return total, {"magnitude": magnitude.item(), "complex": complex_term.item(),
+                   "voice": voice_term.item(), "si_sdr": -sdr_term.item()}
 
 
 @torch.no_grad()
