@@ -27,6 +27,32 @@ enum { EXIT_ALL_OK = 0, EXIT_SOME_FAILED = 1, EXIT_USAGE = 2 };
 
 static const char program_name[] = "drsn-denoise";
 
+/* Help text is wrapped to fit this many columns. */
+enum { HELP_COLUMNS = 80 };
+
+/* Prints the space-separated words of list from column indent onwards,
+ * wrapped at HELP_COLUMNS. */
+static void print_wrapped_list(FILE *stream, int indent, const char *list) {
+  int column = indent;
+  fprintf(stream, "%*s", indent, "");
+  while (*list) {
+    size_t length = strcspn(list, " ");
+    if (column > indent && column + 1 + (int)length > HELP_COLUMNS) {
+      fprintf(stream, "\n%*s", indent, "");
+      column = indent;
+    }
+    if (column > indent) {
+      fputc(' ', stream);
+      column++;
+    }
+    fprintf(stream, "%.*s", (int)length, list);
+    column += (int)length;
+    list += length;
+    list += strspn(list, " ");
+  }
+  fputc('\n', stream);
+}
+
 static void print_help(FILE *stream) {
   fprintf(stream,
           "Usage: %s [OPTION]... IN OUT\n"
@@ -34,40 +60,47 @@ static void print_help(FILE *stream) {
           "Remove background noise from speech recordings.\n"
           "\n"
           "Reads any file libsndfile reads (WAV, FLAC, Ogg, AIFF, ...) at 8000 to\n"
-          "192000 Hz with 1 to %d channels. The output has the input's format,\n"
-          "subtype, sample rate, channel count and exact length, aligned sample for\n"
-          "sample with the input.\n"
+          "192000 Hz with 1 to %d channels. The output has the input's sample rate,\n"
+          "channel count and exact length, aligned sample for sample with the input.\n"
+          "It keeps the input's container unless -F is given or OUT's extension\n"
+          "names another container from the -F list; an unrecognised extension\n"
+          "keeps the input's container. It keeps the input's encoding where the\n"
+          "container allows it (see -S).\n"
           "\n"
           "Options:\n"
-          "  -o, --output-dir DIR  write each IN to DIR under its own base name\n"
-          "                        (the directory is created if missing)\n"
-          "  -l, --limit DB        maximum attenuation in dB, 0 to 100 (default 30;\n"
-          "                        0 passes the input through unchanged)\n"
+          "  -o, --output-dir DIR  write each IN to DIR under its own base name (the\n"
+          "                        directory is created if missing); with -F the\n"
+          "                        extension changes to the -F name\n"
+          "  -l, --limit DB        maximum attenuation in dB, 0 to 100 (default 30);\n"
+          "                        0 disables suppression, so the output equals the\n"
+          "                        input up to float rounding in the STFT (exactly\n"
+          "                        for 8- and 16-bit PCM)\n"
           "  -m, --model FILE      use this model file instead of the built-in one\n"
           "      --link            share one gain between channels (default)\n"
           "      --no-link         denoise every channel on its own\n"
-          "  -F, --format NAME     output container: %s\n"
-          "                        (default: the format named by OUT's extension,\n"
-          "                        else the input's; with -o the extension of\n"
-          "                        each output changes to match)\n"
-          "  -S, --subtype NAME    output encoding: %s\n"
-          "                        (default: the input's when the format allows it)\n"
-          "  -f, --force           overwrite existing output files (never an input)\n"
+          "  -F, --format NAME     output container (opus is Ogg Opus), one of\n",
+          program_name, program_name, DRSN_MAX_CHANNELS);
+  print_wrapped_list(stream, 24, render_container_names());
+  fprintf(stream, "  -S, --subtype NAME    output encoding, one of\n");
+  print_wrapped_list(stream, 24, render_subtype_names());
+  fprintf(stream,
+          "                        (default: the input's where the container allows\n"
+          "                        it; pcm8 is unsigned in WAV, W64 and RF64)\n"
+          "  -f, --force           overwrite existing output files (only regular\n"
+          "                        files, never an input)\n"
           "  -q, --quiet           do not show progress\n"
           "  -h, --help            show this help and exit\n"
           "  -V, --version         show the version and exit\n"
           "\n"
           "Output goes to a temporary file in the output directory that is renamed\n"
-          "into place only when complete. Progress is shown only when standard\n"
-          "error is a terminal.\n"
+          "into place only when complete; a replaced file keeps its permissions.\n"
+          "Progress is shown only when standard error is a terminal.\n"
           "\n"
           "Exit status:\n"
           "  0  every file was processed\n"
           "  1  at least one file failed (the others are still processed), or the\n"
           "     model could not be loaded\n"
-          "  2  invalid command line\n",
-          program_name, program_name, DRSN_MAX_CHANNELS, render_format_names(),
-          render_subtype_names());
+          "  2  invalid command line\n");
 }
 
 static void usage_error(const char *message, const char *value) {
@@ -85,7 +118,8 @@ typedef struct {
   const char *model_path;
   double limit_db;
   int linked;
-  int major_format;
+  /* Output container from -F, else from OUT's extension, or NULL. */
+  const render_container *container;
   int subtype;
   int force;
   int quiet;
@@ -117,6 +151,10 @@ static int parse_options(int argc, char **argv, cli_options *cli) {
     char *end = NULL;
     switch (option) {
     case 'o':
+      if (optarg[0] == '\0') {
+        usage_error("--output-dir needs a non-empty directory name", NULL);
+        return -1;
+      }
       cli->output_dir = optarg;
       break;
     case 'l':
@@ -138,8 +176,8 @@ static int parse_options(int argc, char **argv, cli_options *cli) {
       cli->linked = 0;
       break;
     case 'F':
-      cli->major_format = render_format_from_name(optarg);
-      if (!cli->major_format) {
+      cli->container = render_container_from_name(optarg);
+      if (!cli->container) {
         usage_error("unknown --format (see --help for the names)", optarg);
         return -1;
       }
@@ -172,15 +210,25 @@ static int parse_options(int argc, char **argv, cli_options *cli) {
 }
 
 static drsn_model *load_model(const char *path) {
+  struct stat path_stat;
+  if (path && stat(path, &path_stat) == 0 && S_ISDIR(path_stat.st_mode)) {
+    fprintf(stderr, "%s: model %s is a directory; --model expects a model file\n",
+            program_name, path);
+    return NULL;
+  }
   drsn_model *model = NULL;
   drsn_error error;
   memset(&error, 0, sizeof error);
   drsn_status status = path ? drsn_model_load_file(path, &model, &error)
                             : drsn_model_load_default(&model, &error);
   if (status != DRSN_OK) {
-    fprintf(stderr, "%s: cannot load the %s model: %s\n", program_name,
-            path ? path : "built-in",
-            error.message[0] ? error.message : drsn_strerror(status));
+    /* The engine's messages start with "model '<name>': ". */
+    if (error.message[0]) {
+      fprintf(stderr, "%s: %s\n", program_name, error.message);
+    } else {
+      fprintf(stderr, "%s: cannot load the %s model: %s\n", program_name,
+              path ? path : "built-in", drsn_strerror(status));
+    }
     return NULL;
   }
   return model;
@@ -213,12 +261,12 @@ static char *output_path_in_directory(const char *directory, const char *in_path
   return path;
 }
 
-/* Returns the major format named by the extension of path, or 0. */
-static int format_of_extension(const char *path) {
+/* Returns the container named by the extension of path, or NULL. */
+static const render_container *container_of_extension(const char *path) {
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   const char *dot = strrchr(base, '.');
-  return dot && dot != base ? render_format_from_name(dot + 1) : 0;
+  return dot && dot != base ? render_container_from_name(dot + 1) : NULL;
 }
 
 /* Progress line state; drawn on stderr only when it is a terminal. */
@@ -306,6 +354,9 @@ static size_t process_all(char **inputs, size_t input_count, const char *single_
       fprintf(stderr, "%s: %s: cannot open: %s\n", program_name, inputs[i],
               strerror(errno));
       failed++;
+    } else if (S_ISDIR(input_stats[i].st_mode)) {
+      fprintf(stderr, "%s: %s: is a directory\n", program_name, inputs[i]);
+      failed++;
     } else {
       input_ok[i] = 1;
     }
@@ -317,15 +368,14 @@ static size_t process_all(char **inputs, size_t input_count, const char *single_
       .limit_db = (float)cli->limit_db,
       .linked = cli->linked,
       .force = cli->force,
-      .major_format = cli->major_format,
+      .container = cli->container,
       .subtype = cli->subtype,
       .input_stats = input_stats,
       .input_paths = (const char *const *)inputs,
       .input_count = input_count,
       .progress = show ? show_progress : NULL,
   };
-  const char *extension =
-      cli->major_format ? render_format_extension(cli->major_format) : NULL;
+  const char *extension = cli->container ? cli->container->name : NULL;
 
   size_t written_count = 0;
   for (size_t i = 0; i < input_count; i++) {
@@ -397,8 +447,12 @@ int main(int argc, char **argv) {
     }
     single_output = inputs[1];
     input_count = 1;
-    if (!cli.major_format) {
-      cli.major_format = format_of_extension(single_output);
+    if (single_output[0] == '\0') {
+      usage_error("OUT needs a non-empty file name", NULL);
+      return EXIT_USAGE;
+    }
+    if (!cli.container) {
+      cli.container = container_of_extension(single_output);
     }
   }
 

@@ -15,6 +15,10 @@
 #ifndef PATH_MAX
 #define PATH_MAX 4096
 #endif
+/* Maximum length of one path component, which POSIX lets <limits.h> omit. */
+#ifndef NAME_MAX
+#define NAME_MAX 255
+#endif
 
 /*
  * The signal handler may only call async-signal-safe functions, so it reads
@@ -24,7 +28,26 @@
 static char signal_temp_path[PATH_MAX];
 static volatile sig_atomic_t signal_temp_active;
 
-static const int handled_signals[] = {SIGINT, SIGTERM, SIGHUP};
+/* Signals whose default action ends the process and that can be caught.
+ * The real-time signals, which also end it by default, are added at run
+ * time because SIGRTMIN and SIGRTMAX are not constants. */
+static const int terminating_signals[] = {
+    SIGHUP,  SIGINT,  SIGQUIT,   SIGILL,  SIGTRAP, SIGABRT, SIGBUS,
+    SIGFPE,  SIGUSR1, SIGSEGV,   SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+    SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGSYS,
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+#ifdef SIGIO
+    SIGIO,
+#endif
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+};
+
+/* The signals whose handler removes the temporary file. */
+static sigset_t handled_signals;
 
 static void remove_temp_and_reraise(int signal_number) {
   if (signal_temp_active) {
@@ -32,31 +55,58 @@ static void remove_temp_and_reraise(int signal_number) {
     signal_temp_active = 0;
   }
   /* SA_RESETHAND restored the default action, which ends the process once
-   * the handler returns and the signal is unblocked. */
+   * the handler returns and the signal is unblocked. The parent's wait()
+   * then reports this signal, and a shell reports status 128 + its number. */
   raise(signal_number);
 }
 
+static void install_handler(int signal_number, struct sigaction *action) {
+  struct sigaction previous;
+  if (sigaction(signal_number, NULL, &previous) != 0) {
+    return;
+  }
+  /* A signal ignored by the parent (nohup ignores SIGHUP) stays ignored,
+   * and a handler installed before main (a sanitizer's) stays in place. */
+  if ((previous.sa_flags & SA_SIGINFO) || previous.sa_handler != SIG_DFL) {
+    return;
+  }
+  if (sigaction(signal_number, action, NULL) == 0) {
+    sigaddset(&handled_signals, signal_number);
+  }
+}
+
 void output_file_install_signal_handlers(void) {
+  sigset_t all_terminating;
+  sigemptyset(&all_terminating);
+  for (size_t i = 0; i < sizeof terminating_signals / sizeof terminating_signals[0];
+       i++) {
+    sigaddset(&all_terminating, terminating_signals[i]);
+  }
+#if defined(SIGRTMIN) && defined(SIGRTMAX)
+  for (int signal_number = SIGRTMIN; signal_number <= SIGRTMAX; signal_number++) {
+    sigaddset(&all_terminating, signal_number);
+  }
+#endif
+
   struct sigaction action;
   memset(&action, 0, sizeof action);
   action.sa_handler = remove_temp_and_reraise;
   action.sa_flags = SA_RESETHAND;
-  sigemptyset(&action.sa_mask);
-  for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) {
-    sigaddset(&action.sa_mask, handled_signals[i]);
+  action.sa_mask = all_terminating;
+  sigemptyset(&handled_signals);
+  for (size_t i = 0; i < sizeof terminating_signals / sizeof terminating_signals[0];
+       i++) {
+    install_handler(terminating_signals[i], &action);
   }
-  for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) {
-    sigaction(handled_signals[i], &action, NULL);
+#if defined(SIGRTMIN) && defined(SIGRTMAX)
+  for (int signal_number = SIGRTMIN; signal_number <= SIGRTMAX; signal_number++) {
+    install_handler(signal_number, &action);
   }
+#endif
 }
 
 static void block_handled_signals(sigset_t *previous) {
-  sigset_t set;
-  sigemptyset(&set);
-  for (size_t i = 0; i < sizeof handled_signals / sizeof handled_signals[0]; i++) {
-    sigaddset(&set, handled_signals[i]);
-  }
-  sigprocmask(SIG_BLOCK, &set, previous);
+  sigprocmask(SIG_BLOCK, &handled_signals, previous);
 }
 
 static void restore_signals(const sigset_t *previous) {
@@ -67,19 +117,30 @@ int output_file_same(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Builds "<directory of final_path>/.<base name>.XXXXXX" for mkstemp. */
+/*
+ * Builds the mkstemp template "<directory>/.<base name>.XXXXXX", or
+ * "<directory>/.drsn-XXXXXX" when that name would exceed NAME_MAX.
+ */
 static char *make_temp_template(const char *final_path) {
+  static const char short_name[] = ".drsn-XXXXXX";
   const char *slash = strrchr(final_path, '/');
   size_t directory_length = slash ? (size_t)(slash - final_path) + 1 : 0;
   const char *base = final_path + directory_length;
-  size_t size = directory_length + 1 + strlen(base) + sizeof ".XXXXXX";
+  size_t long_name_length = 1 + strlen(base) + strlen(".XXXXXX");
+  int use_short_name = long_name_length > NAME_MAX;
+  size_t size =
+      directory_length + (use_short_name ? sizeof short_name : long_name_length + 1);
   char *template_path = malloc(size);
   if (!template_path) {
     return NULL;
   }
   memcpy(template_path, final_path, directory_length);
-  snprintf(template_path + directory_length, size - directory_length, ".%s.XXXXXX",
-           base);
+  if (use_short_name) {
+    memcpy(template_path + directory_length, short_name, sizeof short_name);
+  } else {
+    snprintf(template_path + directory_length, size - directory_length, ".%s.XXXXXX",
+             base);
+  }
   return template_path;
 }
 
@@ -119,12 +180,59 @@ int output_file_open(output_file *file, const char *final_path, char *error,
   return 0;
 }
 
+/*
+ * Gives the temporary file the owner, group and permission bits of the file
+ * it replaces, or the mode open() with 0666 gives under the umask when there
+ * is none (mkstemp creates 0600). Returns 0, or -1 with a message.
+ */
+static int set_final_attributes(output_file *file, char *error, size_t error_size) {
+  struct stat old_stat;
+  if (stat(file->final_path, &old_stat) != 0) {
+    if (errno != ENOENT) {
+      snprintf(error, error_size, "cannot check %s: %s", file->final_path,
+               strerror(errno));
+      return -1;
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(file->fd, 0666 & ~mask) != 0) {
+      snprintf(error, error_size, "cannot set the mode of %s: %s", file->temp_path,
+               strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+
+  if (!S_ISREG(old_stat.st_mode)) {
+    snprintf(error, error_size,
+             "%s is no longer a regular file; only regular files are replaced",
+             file->final_path);
+    return -1;
+  }
+  /* Only root can give a file away; other users keep at least the group
+   * when they belong to it. EPERM leaves the current owner in place. */
+  if (fchown(file->fd, old_stat.st_uid, old_stat.st_gid) != 0 &&
+      (errno != EPERM ||
+       (fchown(file->fd, (uid_t)-1, old_stat.st_gid) != 0 && errno != EPERM))) {
+    snprintf(error, error_size, "cannot set the owner of %s: %s", file->temp_path,
+             strerror(errno));
+    return -1;
+  }
+  /* After fchown, which may clear the set-user-ID and set-group-ID bits. */
+  if (fchmod(file->fd, old_stat.st_mode & 07777) != 0) {
+    snprintf(error, error_size, "cannot set the mode of %s: %s", file->temp_path,
+             strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 int output_file_commit(output_file *file, char *error, size_t error_size) {
-  /* mkstemp creates mode 0600; give the result the mode that open() with
-   * 0666 would have given under the current umask. */
-  mode_t mask = umask(0);
-  umask(mask);
-  if (fchmod(file->fd, 0666 & ~mask) != 0 || fsync(file->fd) != 0) {
+  if (set_final_attributes(file, error, error_size) != 0) {
+    output_file_discard(file);
+    return -1;
+  }
+  if (fsync(file->fd) != 0) {
     snprintf(error, error_size, "cannot finish the temporary file %s: %s",
              file->temp_path, strerror(errno));
     output_file_discard(file);

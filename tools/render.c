@@ -4,6 +4,7 @@
 #include "render.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,25 +14,33 @@
 
 #include <sndfile.h>
 
+#include "input_file.h"
 #include "output_file.h"
 
 /* Frames per read, engine call and write. Any size gives the same output. */
 enum { BLOCK_FRAMES = 4096 };
 
+/* The sample rates drsn_engine_create accepts (see DRSN_ERR_SAMPLE_RATE). */
+enum { ENGINE_MIN_RATE_HZ = 8000, ENGINE_MAX_RATE_HZ = 192000 };
+
+static const render_container containers[] = {
+    {"wav", SF_FORMAT_WAV, 0},   {"flac", SF_FORMAT_FLAC, 0},
+    {"ogg", SF_FORMAT_OGG, 0},   {"oga", SF_FORMAT_OGG, 0},
+    {"opus", SF_FORMAT_OGG, SF_FORMAT_OPUS},
+    {"aiff", SF_FORMAT_AIFF, 0}, {"aif", SF_FORMAT_AIFF, 0},
+    {"caf", SF_FORMAT_CAF, 0},   {"w64", SF_FORMAT_W64, 0},
+    {"rf64", SF_FORMAT_RF64, 0}, {"au", SF_FORMAT_AU, 0},
+    {"mp3", SF_FORMAT_MPEG, 0},
+};
+
 typedef struct {
   const char *name;
   int format;
-} named_format;
+} named_subtype;
 
-/* The first entry of each major format names its output extension. */
-static const named_format major_formats[] = {
-    {"wav", SF_FORMAT_WAV},   {"flac", SF_FORMAT_FLAC}, {"ogg", SF_FORMAT_OGG},
-    {"oga", SF_FORMAT_OGG},   {"aiff", SF_FORMAT_AIFF},
-    {"aif", SF_FORMAT_AIFF},  {"caf", SF_FORMAT_CAF},   {"w64", SF_FORMAT_W64},
-    {"rf64", SF_FORMAT_RF64}, {"au", SF_FORMAT_AU},     {"mp3", SF_FORMAT_MPEG},
-};
-
-static const named_format subtypes[] = {
+/* "pcm8" maps to signed 8-bit PCM, and choose_output_format switches to
+ * unsigned where the container stores that instead (WAV, W64, RF64). */
+static const named_subtype subtypes[] = {
     {"pcm8", SF_FORMAT_PCM_S8},   {"pcm16", SF_FORMAT_PCM_16},
     {"pcm24", SF_FORMAT_PCM_24},  {"pcm32", SF_FORMAT_PCM_32},
     {"float", SF_FORMAT_FLOAT},   {"double", SF_FORMAT_DOUBLE},
@@ -49,26 +58,17 @@ static const int fallback_subtypes[] = {
 
 #define COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
-int render_format_from_name(const char *name) {
-  for (size_t i = 0; i < COUNT(major_formats); i++) {
-    if (strcasecmp(name, major_formats[i].name) == 0) {
-      return major_formats[i].format;
-    }
-  }
-  return 0;
-}
-
-const char *render_format_extension(int major_format) {
-  for (size_t i = 0; i < COUNT(major_formats); i++) {
-    if (major_formats[i].format == major_format) {
-      return major_formats[i].name;
+const render_container *render_container_from_name(const char *name) {
+  for (size_t i = 0; i < COUNT(containers); i++) {
+    if (strcasecmp(name, containers[i].name) == 0) {
+      return &containers[i];
     }
   }
   return NULL;
 }
 
-const char *render_format_names(void) {
-  return "wav flac ogg (also oga) aiff (also aif) caf w64 rf64 au mp3";
+const char *render_container_names(void) {
+  return "wav flac ogg oga opus aiff aif caf w64 rf64 au mp3";
 }
 
 int render_subtype_from_name(const char *name) {
@@ -91,9 +91,45 @@ static void set_error(char *error, size_t error_size, const char *format, ...) {
   va_end(arguments);
 }
 
+/* Returns the plural ending for count things. */
+static const char *plural(long long count) {
+  return count == 1 ? "" : "s";
+}
+
+/* Returns libsndfile's name of a major format, such as "WAV (Microsoft)". */
+static const char *format_name(int major_format) {
+  static SF_FORMAT_INFO info;
+  memset(&info, 0, sizeof info);
+  info.format = major_format;
+  if (sf_command(NULL, SFC_GET_FORMAT_INFO, &info, (int)sizeof info) != 0 || !info.name) {
+    return "this";
+  }
+  return info.name;
+}
+
+static const char *file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) {
+    return "a directory";
+  }
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  if (S_ISCHR(mode)) {
+    return "a character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "a block device";
+  }
+  return "not a regular file";
+}
+
 /*
- * Rejects an output path that is a directory, is one of the run's inputs
- * (also through a hard or symbolic link) or exists without --force.
+ * Rejects an output path that is one of the run's inputs (also through a
+ * hard or symbolic link), is not a regular file (renaming over a device or
+ * FIFO would replace it) or exists without --force.
  */
 static int check_output_path(const char *out_path, const render_options *options,
                              char *error, size_t error_size) {
@@ -115,8 +151,11 @@ static int check_output_path(const char *out_path, const render_options *options
       return -1;
     }
   }
-  if (S_ISDIR(out_stat.st_mode)) {
-    set_error(error, error_size, "output %s is a directory", out_path);
+  if (!S_ISREG(out_stat.st_mode)) {
+    set_error(error, error_size,
+              "output %s is %s; only a regular file can be replaced, so choose "
+              "another output name",
+              out_path, file_type_name(out_stat.st_mode));
     return -1;
   }
   if (!options->force) {
@@ -142,41 +181,77 @@ static int is_plain_sample_subtype(int subtype) {
   }
 }
 
+/* Returns the other 8-bit PCM subtype, or 0 for any other subtype. */
+static int other_8_bit_subtype(int subtype) {
+  if (subtype == SF_FORMAT_PCM_S8) {
+    return SF_FORMAT_PCM_U8;
+  }
+  if (subtype == SF_FORMAT_PCM_U8) {
+    return SF_FORMAT_PCM_S8;
+  }
+  return 0;
+}
+
+/*
+ * Sets out_info->format to major with subtype, or with the container's other
+ * 8-bit PCM type, keeping the byte order endian where the format allows it.
+ * Returns nonzero when libsndfile accepts one of them.
+ */
+static int try_subtype(SF_INFO *out_info, int major, int subtype, int endian) {
+  const int candidates[] = {subtype, other_8_bit_subtype(subtype)};
+  for (size_t i = 0; i < COUNT(candidates) && candidates[i]; i++) {
+    out_info->format = major | candidates[i] | endian;
+    if (endian && sf_format_check(out_info)) {
+      return 1;
+    }
+    out_info->format = major | candidates[i];
+    if (sf_format_check(out_info)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 /* Chooses the output format; returns 0, or -1 when the request cannot work. */
 static int choose_output_format(const SF_INFO *in_info, const render_options *options,
                                 SF_INFO *out_info, char *error, size_t error_size) {
   int in_major = in_info->format & SF_FORMAT_TYPEMASK;
   int in_subtype = in_info->format & SF_FORMAT_SUBMASK;
-  int major = options->major_format ? options->major_format : in_major;
-  int subtype = options->subtype ? options->subtype : in_subtype;
+  int major = options->container ? options->container->major_format : in_major;
+  int requested_subtype = options->subtype;
+  if (!requested_subtype && options->container) {
+    requested_subtype = options->container->subtype;
+  }
+  int subtype = requested_subtype ? requested_subtype : in_subtype;
   /* A codec such as Vorbis or MP3 moves to another container only on
    * request: sf_format_check accepts some pairs (MP3 in WAV) that libsndfile
    * 1.2 cannot write. Plain PCM and float fit every container that has them. */
-  if (!options->subtype && major != in_major && !is_plain_sample_subtype(in_subtype)) {
+  if (!requested_subtype && major != in_major && !is_plain_sample_subtype(in_subtype)) {
     subtype = 0;
   }
   /* The byte order is kept only where the container is kept. */
   int endian = major == in_major ? in_info->format & SF_FORMAT_ENDMASK : 0;
 
+  if (major == SF_FORMAT_SD2) {
+    set_error(error, error_size,
+              "cannot write the SD2 format: libsndfile needs the final file name "
+              "to create its resource fork, but the output is written through a "
+              "temporary file; choose another output format, e.g. -F wav");
+    return -1;
+  }
+
   memset(out_info, 0, sizeof *out_info);
   out_info->samplerate = in_info->samplerate;
   out_info->channels = in_info->channels;
-  if (subtype) {
-    out_info->format = major | subtype | endian;
-    if (sf_format_check(out_info)) {
-      return 0;
-    }
-    out_info->format = major | subtype;
-    if (sf_format_check(out_info)) {
-      return 0;
-    }
+  if (subtype && try_subtype(out_info, major, subtype, endian)) {
+    return 0;
   }
-  if (options->subtype) {
+  if (requested_subtype) {
     set_error(error, error_size,
               "the requested subtype cannot be written in the %s format at %d Hz "
-              "with %d channels",
-              render_format_extension(major) ? render_format_extension(major) : "output",
-              in_info->samplerate, in_info->channels);
+              "with %d channel%s; choose another --subtype or --format",
+              format_name(major), in_info->samplerate, in_info->channels,
+              plural(in_info->channels));
     return -1;
   }
   for (size_t i = 0; i < COUNT(fallback_subtypes); i++) {
@@ -186,9 +261,10 @@ static int choose_output_format(const SF_INFO *in_info, const render_options *op
     }
   }
   set_error(error, error_size,
-            "libsndfile cannot write this format at %d Hz with %d channels; "
+            "libsndfile cannot write the %s format at %d Hz with %d channel%s; "
             "choose another with --format",
-            in_info->samplerate, in_info->channels);
+            format_name(major), in_info->samplerate, in_info->channels,
+            plural(in_info->channels));
   return -1;
 }
 
@@ -200,32 +276,6 @@ static void copy_strings(SNDFILE *in, SNDFILE *out) {
       sf_set_string(out, type, text);
     }
   }
-}
-
-/*
- * Looks for the line of libsndfile's parser log that shows a cut-off file.
- * libsndfile 1.2 reads what is there without an error. It logs a short audio
- * chunk of WAV or AIFF as "data : 96000 (should be 56)" (or "SSND : ...") and
- * an Ogg stream without its end as "File ended unexpectedly ...". Returns 1
- * and copies the line into note when one is found.
- */
-static int find_truncation_note(SNDFILE *in, char *note, size_t note_size) {
-  char log[8192];
-  memset(log, 0, sizeof log);
-  sf_command(in, SFC_GET_LOG_INFO, log, (int)sizeof log);
-  for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
-    while (*line == ' ') {
-      line++;
-    }
-    int cut_chunk = (strncmp(line, "data ", 5) == 0 || strncmp(line, "SSND ", 5) == 0) &&
-                    strstr(line, "(should be") != NULL;
-    int cut_stream = strstr(line, "ended unexpectedly") != NULL;
-    if (cut_chunk || cut_stream) {
-      snprintf(note, note_size, "%s", line);
-      return 1;
-    }
-  }
-  return 0;
 }
 
 /* Buffers of one file: interleaved for libsndfile, planar for the engine. */
@@ -262,6 +312,28 @@ static void free_buffers(block_buffers *buffers) {
   memset(buffers, 0, sizeof *buffers);
 }
 
+/*
+ * Returns the number of integer steps per unit of a full-scale float sample
+ * for integer PCM subtypes, or 0 for others. libsndfile 1.2.0 converts float
+ * to integer PCM under SFC_SET_CLIPPING by rounding toward minus infinity,
+ * not to the nearest step. Samples already on a step convert exactly.
+ */
+static float integer_steps(int subtype) {
+  switch (subtype) {
+  case SF_FORMAT_PCM_S8:
+  case SF_FORMAT_PCM_U8:
+    return 128.0f;
+  case SF_FORMAT_PCM_16:
+    return 32768.0f;
+  case SF_FORMAT_PCM_24:
+    return 8388608.0f;
+  case SF_FORMAT_PCM_32:
+    return 2147483648.0f;
+  default:
+    return 0.0f;
+  }
+}
+
 /* State of the sample-exact alignment: the engine delays by latency frames,
  * so the first latency output frames are dropped and latency zero frames are
  * fed at the end to push the tail out. */
@@ -269,6 +341,8 @@ typedef struct {
   drsn_engine *engine;
   SNDFILE *out;
   block_buffers *buffers;
+  /** integer_steps of the output subtype, or 0 to write samples unrounded. */
+  float steps;
   sf_count_t frames_to_drop;
   sf_count_t frames_written;
 } render_stream;
@@ -294,10 +368,16 @@ static int process_block(render_stream *stream, sf_count_t frames, int silent) {
   sf_count_t drop = stream->frames_to_drop < frames ? stream->frames_to_drop : frames;
   stream->frames_to_drop -= drop;
   sf_count_t keep = frames - drop;
+  float steps = stream->steps;
   for (int c = 0; c < channels; c++) {
     const float *planar = buffers->planar_out[c] + drop;
     for (sf_count_t i = 0; i < keep; i++) {
-      buffers->interleaved[i * channels + c] = planar[i];
+      float sample = planar[i];
+      if (steps > 0.0f) {
+        /* Exact: steps is a power of two. */
+        sample = rintf(sample * steps) / steps;
+      }
+      buffers->interleaved[i * channels + c] = sample;
     }
   }
   if (keep > 0 && sf_writef_float(stream->out, buffers->interleaved, keep) != keep) {
@@ -311,22 +391,25 @@ static int process_block(render_stream *stream, sf_count_t frames, int silent) {
  * Streams the whole input through the engine into out. Returns 0, or -1 with
  * a message naming the failing side.
  */
-static int run_engine(SNDFILE *in, const SF_INFO *in_info, SNDFILE *out,
+static int run_engine(const input_file *input, SNDFILE *out, int out_subtype,
                       const char *out_path, drsn_engine *engine,
                       const render_options *options, char *error, size_t error_size) {
   block_buffers buffers;
-  if (allocate_buffers(&buffers, in_info->channels) != 0) {
+  if (allocate_buffers(&buffers, input->info.channels) != 0) {
     free_buffers(&buffers);
     set_error(error, error_size, "out of memory");
     return -1;
   }
 
   uint32_t latency = drsn_engine_latency_samples(engine);
-  render_stream stream = {engine, out, &buffers, latency, 0};
+  render_stream stream = {engine, out, &buffers, integer_steps(out_subtype), latency, 0};
+  sf_count_t expected_frames = input->info.frames;
+  int show_progress =
+      options->progress && expected_frames > 0 && expected_frames != SF_COUNT_MAX;
   sf_count_t frames_read = 0;
   int status = 0;
   for (;;) {
-    sf_count_t frames = sf_readf_float(in, buffers.interleaved, BLOCK_FRAMES);
+    sf_count_t frames = sf_readf_float(input->file, buffers.interleaved, BLOCK_FRAMES);
     if (frames <= 0) {
       break;
     }
@@ -336,34 +419,13 @@ static int run_engine(SNDFILE *in, const SF_INFO *in_info, SNDFILE *out,
       status = -1;
       break;
     }
-    if (options->progress && in_info->frames > 0) {
+    if (show_progress) {
       options->progress(options->progress_context,
-                        (double)frames_read / (double)in_info->frames);
+                        (double)frames_read / (double)expected_frames);
     }
   }
-
-  if (status == 0 && sf_error(in) != SF_ERR_NO_ERROR) {
-    set_error(error, error_size, "read error after %lld frames: %s",
-              (long long)frames_read, sf_strerror(in));
-    status = -1;
-  }
-  char truncation_note[160];
-  if (status == 0 && find_truncation_note(in, truncation_note, sizeof truncation_note)) {
-    set_error(error, error_size, "the file is truncated (libsndfile reports \"%s\")",
-              truncation_note);
-    status = -1;
-  }
-  if (status == 0 && in_info->frames > 0 && in_info->frames != SF_COUNT_MAX &&
-      frames_read < in_info->frames) {
-    set_error(error, error_size,
-              "the file is truncated: it ends after %lld of the %lld frames "
-              "its header declares",
-              (long long)frames_read, (long long)in_info->frames);
-    status = -1;
-  }
-  if (status == 0 && frames_read == 0) {
-    set_error(error, error_size, "the file contains no audio frames");
-    status = -1;
+  if (status == 0) {
+    status = input_file_check_complete(input, frames_read, error, error_size);
   }
 
   sf_count_t flush_remaining = latency;
@@ -389,8 +451,9 @@ static int run_engine(SNDFILE *in, const SF_INFO *in_info, SNDFILE *out,
 static int create_engine(const SF_INFO *in_info, const render_options *options,
                          drsn_engine **engine, char *error, size_t error_size) {
   if (in_info->channels < 1 || in_info->channels > DRSN_MAX_CHANNELS) {
-    set_error(error, error_size, "%d channels are not supported (1 to %d)",
-              in_info->channels, DRSN_MAX_CHANNELS);
+    set_error(error, error_size, "%d channel%s not supported (1 to %d)",
+              in_info->channels, in_info->channels == 1 ? " is" : "s are",
+              DRSN_MAX_CHANNELS);
     return -1;
   }
   drsn_error engine_error;
@@ -398,9 +461,20 @@ static int create_engine(const SF_INFO *in_info, const render_options *options,
   drsn_status status = drsn_engine_create(options->model, (double)in_info->samplerate,
                                           (uint32_t)in_info->channels, engine,
                                           &engine_error);
+  if (status == DRSN_ERR_SAMPLE_RATE) {
+    set_error(error, error_size, "a sample rate of %d Hz is not supported (%d to %d Hz)",
+              in_info->samplerate, ENGINE_MIN_RATE_HZ, ENGINE_MAX_RATE_HZ);
+    return -1;
+  }
   if (status != DRSN_OK) {
-    set_error(error, error_size, "cannot create the engine: %s",
-              engine_error.message[0] ? engine_error.message : drsn_strerror(status));
+    /* Engine messages start with "engine: ", which would repeat the
+     * words before them. */
+    const char *message = engine_error.message[0] ? engine_error.message
+                                                  : drsn_strerror(status);
+    if (strncmp(message, "engine: ", 8) == 0) {
+      message += 8;
+    }
+    set_error(error, error_size, "cannot create the engine: %s", message);
     return -1;
   }
   drsn_engine_set_reduction_limit_db(*engine, options->limit_db);
@@ -414,19 +488,16 @@ int render_file(const char *in_path, const char *out_path,
     return -1;
   }
 
-  SF_INFO in_info;
-  memset(&in_info, 0, sizeof in_info);
-  SNDFILE *in = sf_open(in_path, SFM_READ, &in_info);
-  if (!in) {
-    set_error(error, error_size, "cannot open: %s", sf_strerror(NULL));
+  input_file input;
+  if (input_file_open(&input, in_path, error, error_size) != 0) {
     return -1;
   }
 
   SF_INFO out_info;
   drsn_engine *engine = NULL;
-  if (choose_output_format(&in_info, options, &out_info, error, error_size) != 0 ||
-      create_engine(&in_info, options, &engine, error, error_size) != 0) {
-    sf_close(in);
+  if (choose_output_format(&input.info, options, &out_info, error, error_size) != 0 ||
+      create_engine(&input.info, options, &engine, error, error_size) != 0) {
+    sf_close(input.file);
     return -1;
   }
 
@@ -435,7 +506,7 @@ int render_file(const char *in_path, const char *out_path,
   if (output_file_open(&file, out_path, file_error, sizeof file_error) != 0) {
     set_error(error, error_size, "cannot write %s: %s", out_path, file_error);
     drsn_engine_destroy(engine);
-    sf_close(in);
+    sf_close(input.file);
     return -1;
   }
 
@@ -443,16 +514,31 @@ int render_file(const char *in_path, const char *out_path,
   /* libsndfile must not close the descriptor: output_file owns it. */
   SNDFILE *out = sf_open_fd(file.fd, SFM_WRITE, &out_info, SF_FALSE);
   if (!out) {
-    set_error(error, error_size, "cannot write %s: %s", out_path, sf_strerror(NULL));
+    set_error(error, error_size,
+              "cannot write %s in the %s format: %s; choose another format with "
+              "--format, e.g. -F wav",
+              out_path, format_name(out_info.format & SF_FORMAT_TYPEMASK),
+              sf_strerror(NULL));
   } else {
     /* Integer subtypes clip instead of wrapping around on overshoot. */
     sf_command(out, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    copy_strings(in, out);
-    status = run_engine(in, &in_info, out, out_path, engine, options, error, error_size);
+    copy_strings(input.file, out);
+    status = run_engine(&input, out, out_info.format & SF_FORMAT_SUBMASK, out_path,
+                        engine, options, error, error_size);
     int close_error = sf_close(out);
     if (status == 0 && close_error != SF_ERR_NO_ERROR) {
       set_error(error, error_size, "cannot finish %s: %s", out_path,
                 sf_error_number(close_error));
+      status = -1;
+    }
+    /* libsndfile 1.2.0 writes nothing at all for a FLAC file without
+     * frames, which no reader accepts. */
+    struct stat out_stat;
+    if (status == 0 && fstat(file.fd, &out_stat) == 0 && out_stat.st_size == 0) {
+      set_error(error, error_size,
+                "libsndfile wrote an empty file for an input without audio "
+                "frames in the %s format; choose another format, e.g. -F wav",
+                format_name(out_info.format & SF_FORMAT_TYPEMASK));
       status = -1;
     }
   }
@@ -466,6 +552,6 @@ int render_file(const char *in_path, const char *out_path,
     output_file_discard(&file);
   }
   drsn_engine_destroy(engine);
-  sf_close(in);
+  sf_close(input.file);
   return status;
 }

@@ -12,15 +12,26 @@
 /** Called with the fraction of the input processed so far, 0..1. */
 typedef void (*render_progress_fn)(void *context, double fraction);
 
+/** An output container as named by --format or a file extension. */
+typedef struct {
+  /** The name, which is also the file extension ("wav", "opus", ...). */
+  const char *name;
+  /** libsndfile major format (SF_FORMAT_WAV, ...). */
+  int major_format;
+  /** Subtype the name implies (SF_FORMAT_OPUS for "opus"), or 0. */
+  int subtype;
+} render_container;
+
 /** Settings shared by every file of a run. */
 typedef struct {
   const drsn_model *model;
   float limit_db;
   int linked;
   int force;
-  /** libsndfile major format (SF_FORMAT_WAV, ...), or 0 for the input's. */
-  int major_format;
-  /** libsndfile subtype (SF_FORMAT_PCM_16, ...), or 0 for the input's. */
+  /** Output container, or NULL to keep the input's. */
+  const render_container *container;
+  /** libsndfile subtype (SF_FORMAT_PCM_16, ...), or 0 for the one the
+   * container implies, else the input's. */
   int subtype;
   /** Identities of every input of the run, which are never overwritten. */
   const struct stat *input_stats;
@@ -34,23 +45,22 @@ typedef struct {
  * Denoises in_path into out_path. Output has the input's sample rate,
  * channel count and exact length, aligned sample for sample with the input.
  * Returns 0 on success. On failure returns -1 and writes a sentence into
- * error without the file name. Nothing is left under out_path on failure, and
- * an existing out_path is replaced only after success (and only with force).
+ * error without the input's name. Nothing is left under out_path on failure,
+ * and an existing out_path is replaced only after success, only with force
+ * and only when it is a regular file.
  */
 int render_file(const char *in_path, const char *out_path,
                 const render_options *options, char *error, size_t error_size);
 
 /**
- * Returns the libsndfile major format named name, which is also its usual
- * file extension without the dot ("wav", "flac", "ogg", ...; any case), or 0.
+ * Returns the container named name, which is also its usual file extension
+ * without the dot ("wav", "flac", "ogg", "opus", ...; any case), or NULL.
  */
-int render_format_from_name(const char *name);
+const render_container *render_container_from_name(const char *name);
 
-/** Returns the file extension used for a major format, or NULL. */
-const char *render_format_extension(int major_format);
-
-/** Space-separated list of the names that render_format_from_name accepts. */
-const char *render_format_names(void);
+/** Space-separated list of the names that render_container_from_name
+ * accepts. */
+const char *render_container_names(void);
 
 /** Returns the subtype named name ("pcm16", "float", ...), or 0. */
 int render_subtype_from_name(const char *name);

@@ -7,7 +7,9 @@ skipped. Inputs are generated into a temporary directory for each test.
 """
 
 import os
+import resource
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -273,24 +275,128 @@ class FileSafetyTest(unittest.TestCase):
         written, _ = soundfile.read(os.path.join(out_directory, "speech.wav"))
         self.assertGreater(np.max(np.abs(written)), 0.1)
 
-    def test_interrupt_removes_temporary(self):
+    def write_long_input(self):
         long_input = self.path("long.wav")
         rng = np.random.default_rng(2)
         soundfile.write(long_input, 0.1 * rng.standard_normal((48000 * 120, 1)), 48000, subtype="PCM_16")
-        out_directory = self.path("out")
-        os.mkdir(out_directory)
+        return long_input
+
+    def start_and_wait_for_temporary(self, long_input, out_directory, preexec_fn=None):
         process = subprocess.Popen(
             [DRSN_DENOISE, "-o", out_directory, long_input],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.directory.name,
+            preexec_fn=preexec_fn,
         )
+        self.addCleanup(process.kill)
         deadline = time.monotonic() + 20.0
         while not os.listdir(out_directory) and time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.002)
         self.assertTrue(os.listdir(out_directory), "no temporary file appeared")
+        return process
+
+    def test_interrupt_removes_temporary(self):
+        long_input = self.write_long_input()
+        out_directory = self.path("out")
+        os.mkdir(out_directory)
+        process = self.start_and_wait_for_temporary(long_input, out_directory)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)
         self.assertEqual(process.returncode, -signal.SIGINT)
         self.assertEqual(os.listdir(out_directory), [])
+
+    def test_terminating_signals_remove_temporary(self):
+        long_input = self.write_long_input()
+
+        def no_core_files():
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+        for number in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGPIPE, signal.SIGUSR1,
+                       signal.SIGUSR2, signal.SIGALRM, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGVTALRM,
+                       signal.SIGPROF, signal.SIGRTMIN):
+            with self.subTest(signal=signal.Signals(number).name):
+                out_directory = self.path(f"out_{number}")
+                os.mkdir(out_directory)
+                process = self.start_and_wait_for_temporary(long_input, out_directory, no_core_files)
+                process.send_signal(number)
+                process.communicate(timeout=30)
+                self.assertEqual(process.returncode, -number)
+                self.assertEqual(os.listdir(out_directory), [])
+
+    def test_ignored_hangup_stays_ignored(self):
+        long_input = self.write_long_input()
+        out_directory = self.path("out")
+        os.mkdir(out_directory)
+
+        def ignore_hangup():
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+        process = self.start_and_wait_for_temporary(long_input, out_directory, ignore_hangup)
+        process.send_signal(signal.SIGHUP)
+        process.communicate(timeout=60)
+        self.assertEqual(process.returncode, 0)
+        self.assertEqual(os.listdir(out_directory), ["long.wav"])
+
+    def test_fifo_output_is_rejected(self):
+        fifo = self.path("pipe.wav")
+        os.mkfifo(fifo)
+        result = run(DRSN_DENOISE, "--force", self.input, fifo)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("pipe.wav is a FIFO", result.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assert_input_unchanged()
+
+    def test_fifo_in_output_dir_is_rejected(self):
+        out_directory = self.path("out")
+        os.mkdir(out_directory)
+        fifo = os.path.join(out_directory, "speech.wav")
+        os.mkfifo(fifo)
+        result = run(DRSN_DENOISE, "--force", "-o", out_directory, self.input)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("speech.wav is a FIFO", result.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertEqual(os.listdir(out_directory), ["speech.wav"])
+
+    def test_force_keeps_permission_bits(self):
+        for mode in (0o640, 0o604, 0o600, 0o755):
+            with self.subTest(mode=oct(mode)):
+                out_path = self.path(f"out_{mode:o}.wav")
+                with open(out_path, "wb") as stream:
+                    stream.write(b"old")
+                os.chmod(out_path, mode)
+                result = run(DRSN_DENOISE, "--force", self.input, out_path)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(stat.S_IMODE(os.stat(out_path).st_mode), mode)
+                self.assertEqual(soundfile.info(out_path).frames, 48000)
+
+    @unittest.skipUnless(os.geteuid() == 0, "only root can give a file to another user")
+    def test_force_keeps_owner_as_root(self):
+        out_path = self.path("owned.wav")
+        with open(out_path, "wb") as stream:
+            stream.write(b"old")
+        os.chown(out_path, 12345, 23456)
+        result = run(DRSN_DENOISE, "--force", self.input, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out_stat = os.stat(out_path)
+        self.assertEqual((out_stat.st_uid, out_stat.st_gid), (12345, 23456))
+
+    def test_new_output_mode_follows_umask(self):
+        for mask in (0o022, 0o077, 0o000):
+            with self.subTest(umask=oct(mask)):
+                out_path = self.path(f"new_{mask:o}.wav")
+                result = subprocess.run([DRSN_DENOISE, self.input, out_path], capture_output=True,
+                                        text=True, timeout=120, check=False,
+                                        preexec_fn=lambda mask=mask: os.umask(mask))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(stat.S_IMODE(os.stat(out_path).st_mode), 0o666 & ~mask)
+
+    def test_long_output_names_work(self):
+        for length in (248, 250, 255):
+            with self.subTest(length=length):
+                name = "n" * (length - len(".wav")) + ".wav"
+                result = run(DRSN_DENOISE, self.input, self.path(name))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(soundfile.info(self.path(name)).frames, 48000)
+                self.assert_input_unchanged()
 
 
 @unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
@@ -298,7 +404,8 @@ class CommandLineTest(unittest.TestCase):
     def test_usage_errors_exit_with_2(self):
         for arguments in ([], ["only-one.wav"], ["a.wav", "b.wav", "c.wav"], ["--limit", "abc", "a", "b"],
                           ["--limit", "101", "a", "b"], ["--format", "xyz", "a", "b"],
-                          ["--subtype", "pcm12", "a", "b"], ["--no-such-option"], ["-o", "dir"]):
+                          ["--subtype", "pcm12", "a", "b"], ["--no-such-option"], ["-o", "dir"],
+                          ["-o", "", "a.wav"], ["a.wav", ""]):
             with self.subTest(arguments=arguments):
                 result = run(DRSN_DENOISE, *arguments)
                 self.assertEqual(result.returncode, 2, result.stderr)
@@ -309,6 +416,21 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0)
         self.assertIn("Exit status", result.stdout)
         self.assertIn("--limit", result.stdout)
+
+    def test_help_fits_80_columns(self):
+        result = run(DRSN_DENOISE, "--help")
+        self.assertEqual(result.returncode, 0)
+        for line in result.stdout.splitlines():
+            with self.subTest(line=line):
+                self.assertLessEqual(len(line), 80)
+
+    def test_help_states_container_rule(self):
+        result = run(DRSN_DENOISE, "--help")
+        text = " ".join(result.stdout.split())
+        self.assertIn("It keeps the input's container unless -F is given or OUT's extension names "
+                      "another container from the -F list; an unrecognised extension keeps the "
+                      "input's container.", text)
+        self.assertNotIn("unchanged", text)
 
     def test_version(self):
         result = run(DRSN_DENOISE, "--version")
@@ -325,6 +447,31 @@ class CommandLineTest(unittest.TestCase):
             self.assertIn("none.drsn", result.stderr)
             self.assertFalse(os.path.exists(os.path.join(directory, "out.wav")))
 
+    def test_bad_model_is_named_once(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "in.wav")
+            soundfile.write(path, np.zeros(4800), 48000)
+            model = os.path.join(directory, "bad.drsn")
+            with open(model, "wb") as stream:
+                stream.write(b"not a model at all")
+            result = run(DRSN_DENOISE, "--model", model, path, os.path.join(directory, "out.wav"))
+            self.assertEqual(result.returncode, 1)
+            self.assertEqual(result.stderr.count("bad.drsn"), 1, result.stderr)
+            self.assertEqual(result.stderr.count("model"), 1, result.stderr)
+
+    def test_directories_are_named_as_such(self):
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "in.wav")
+            soundfile.write(path, np.zeros(4800), 48000)
+            result = run(DRSN_DENOISE, "--model", directory, path, os.path.join(directory, "out.wav"))
+            self.assertEqual(result.returncode, 1)
+            self.assertIn("is a directory", result.stderr)
+
+            result = run(DRSN_DENOISE, directory, os.path.join(directory, "out.wav"))
+            self.assertEqual(result.returncode, 1)
+            self.assertIn(f"{directory}: is a directory", result.stderr)
+            self.assertEqual(os.listdir(directory), ["in.wav"])
+
     def test_channel_limit(self):
         with tempfile.TemporaryDirectory() as directory:
             eight = os.path.join(directory, "eight.wav")
@@ -339,13 +486,16 @@ class CommandLineTest(unittest.TestCase):
             self.assertEqual(soundfile.info(os.path.join(out_directory, "eight.wav")).channels, 8)
 
     def test_unsupported_rate_names_file(self):
-        with tempfile.TemporaryDirectory() as directory:
-            path = os.path.join(directory, "low.wav")
-            soundfile.write(path, np.zeros(4000), 4000)
-            result = run(DRSN_DENOISE, path, os.path.join(directory, "out.wav"))
-            self.assertEqual(result.returncode, 1)
-            self.assertIn("low.wav", result.stderr)
-            self.assertEqual(sorted(os.listdir(directory)), ["low.wav"])
+        for name, rate_hz in (("low.wav", 4000), ("high.wav", 1000000)):
+            with self.subTest(rate_hz=rate_hz), tempfile.TemporaryDirectory() as directory:
+                path = os.path.join(directory, name)
+                soundfile.write(path, np.zeros(4000), rate_hz)
+                result = run(DRSN_DENOISE, path, os.path.join(directory, "out.wav"))
+                self.assertEqual(result.returncode, 1)
+                self.assertIn(name, result.stderr)
+                self.assertIn(f"{rate_hz} Hz", result.stderr)
+                self.assertNotIn("engine: engine", result.stderr)
+                self.assertEqual(sorted(os.listdir(directory)), [name])
 
 
 @unittest.skipUnless(SPEEX_DENOISE, "SPEEX_DENOISE is not set")
