@@ -127,13 +127,13 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
   if (!(sample_rate_hz >= DRSN_MIN_RATE_HZ &&
         sample_rate_hz <= DRSN_MAX_RATE_HZ))
     return drsn_error_set(err, DRSN_ERR_SAMPLE_RATE,
-                          "engine: sample rate %g Hz is outside 8000..192000 "
-                          "Hz",
+                          "engine: sample rate %.10g Hz is outside "
+                          "8000..192000 Hz",
                           sample_rate_hz);
   if (channels < 1 || channels > DRSN_MAX_CHANNELS)
     return drsn_error_set(err, DRSN_ERR_CHANNELS,
-                          "engine: %u channels is outside 1..%d", channels,
-                          DRSN_MAX_CHANNELS);
+                          "engine: channel count %u is outside 1..%d",
+                          channels, DRSN_MAX_CHANNELS);
 
   drsn_engine *e = calloc(1, sizeof *e);
   if (!e)

@@ -258,7 +258,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   if (size < MODEL_MAGIC_BYTES) {
     if (size == 0 || memcmp(bytes, MODEL_MAGIC, size) == 0)
       return drsn_error_set(err, DRSN_ERR_MODEL_TRUNCATED,
-                            "model '%.200s': only %zu bytes, shorter than "
+                            "model '%.200s': size %zu bytes is shorter than "
                             "the magic",
                             name, size);
     return drsn_error_set(err, DRSN_ERR_MODEL_MAGIC,
@@ -452,7 +452,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          size);
   if (r.pos + 4 != size)
     FAIL(DRSN_ERR_MODEL_TENSOR,
-         "model '%.200s': %zu bytes left over after the last tensor", name,
+         "model '%.200s': %zu byte(s) left over after the last tensor", name,
          size - r.pos - 4);
   const uint32_t stored_crc = read_le32(bytes + r.pos);
   const uint32_t crc = drsn_crc32(bytes, r.pos);
