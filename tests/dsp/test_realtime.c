@@ -14,79 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc_trap.h"
 #include "drsn_internal.h"
-
-/* glibc's own entry points, which the interposers forward to. */
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *p);
-
-static volatile int trap_armed;
-static volatile unsigned long trapped_calls;
-
-static void note_call(void)
-{
-  if (trap_armed)
-    trapped_calls++;
-}
-
-void *malloc(size_t size)
-{
-  note_call();
-  return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-  note_call();
-  return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t size)
-{
-  note_call();
-  return __libc_realloc(p, size);
-}
-
-void free(void *p)
-{
-  note_call();
-  __libc_free(p);
-}
-
-int posix_memalign(void **out, size_t alignment, size_t size)
-{
-  note_call();
-  void *p = __libc_memalign(alignment, size);
-  if (!p)
-    return ENOMEM;
-  *out = p;
-  return 0;
-}
-
-void *aligned_alloc(size_t alignment, size_t size)
-{
-  note_call();
-  return __libc_memalign(alignment, size);
-}
-
-void *memalign(size_t alignment, size_t size)
-{
-  note_call();
-  return __libc_memalign(alignment, size);
-}
 
 static void test_trap_works(void **state)
 {
   (void)state;
-  trapped_calls = 0;
-  trap_armed = 1;
+  alloc_trap_arm();
   void *volatile p = malloc(16);
   free(p);
-  trap_armed = 0;
-  assert_int_equal(trapped_calls, 2);
+  alloc_trap_disarm();
+  assert_int_equal(alloc_trap_calls(), 2);
 }
 
 static void run_blocks(drsn_engine *e, uint32_t channels, uint32_t max_block,
@@ -97,13 +35,12 @@ static void run_blocks(drsn_engine *e, uint32_t channels, uint32_t max_block,
     uint32_t n = block;
     if (n > seconds_samples - done)
       n = seconds_samples - done;
-    trapped_calls = 0;
-    trap_armed = 1;
+    alloc_trap_arm();
     drsn_engine_process(e, (const float *const *)buf, buf, n);
-    trap_armed = 0;
-    if (trapped_calls)
+    alloc_trap_disarm();
+    if (alloc_trap_calls())
       fail_msg("%lu heap calls in process(%u frames, %u channels)",
-               (unsigned long)trapped_calls, n, channels);
+               (unsigned long)alloc_trap_calls(), n, channels);
     done += n;
     block = block * 3 + 1;
     if (block > max_block)
@@ -128,13 +65,12 @@ static void test_every_block_size(void **state)
   for (uint32_t n = 1; n <= 8192; n++) {
     for (uint32_t i = 0; i < n; i++)
       buf[0][i] = buf[1][i] = 0.1f * sinf(0.05f * (float)i);
-    trapped_calls = 0;
-    trap_armed = 1;
+    alloc_trap_arm();
     drsn_engine_process(e, (const float *const *)buf, buf, n);
-    trap_armed = 0;
-    if (trapped_calls)
+    alloc_trap_disarm();
+    if (alloc_trap_calls())
       fail_msg("%lu heap calls in process(%u frames)",
-               (unsigned long)trapped_calls, n);
+               (unsigned long)alloc_trap_calls(), n);
   }
   free(buf[0]);
   free(buf[1]);
@@ -171,27 +107,26 @@ static void test_process_never_allocates(void **state)
             for (uint32_t i = 0; i < sizes[s]; i++)
               buf[c][i] = (i % 997 == 5) ? NAN
                                          : 0.3f * sinf(0.01f * (float)i * (float)(rep + 1));
-          trapped_calls = 0;
-          trap_armed = 1;
+          alloc_trap_arm();
           drsn_engine_process(e, (const float *const *)buf, buf, sizes[s]);
           drsn_engine_set_reduction_limit_db(e, (float)(rep * 20));
           drsn_engine_set_linked(e, rep & 1);
           (void)drsn_engine_voice_probability(e);
           (void)drsn_engine_reduction_db(e);
-          trap_armed = 0;
-          if (trapped_calls)
+          alloc_trap_disarm();
+          if (alloc_trap_calls())
             fail_msg("%lu heap calls in process(%u frames) at %g Hz",
-                     (unsigned long)trapped_calls, sizes[s], rates[r]);
+                     (unsigned long)alloc_trap_calls(), sizes[s], rates[r]);
         }
       }
 
       /* Sizes from 1 to 8192 in a scrambled sequence. */
       run_blocks(e, channels, 8192, buf, (uint32_t)rates[r] * 2);
 
-      trap_armed = 1;
+      alloc_trap_arm();
       drsn_engine_reset(e);
-      trap_armed = 0;
-      assert_int_equal(trapped_calls, 0);
+      alloc_trap_disarm();
+      assert_int_equal(alloc_trap_calls(), 0);
 
       for (uint32_t c = 0; c < channels; c++)
         free(buf[c]);

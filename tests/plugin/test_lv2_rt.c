@@ -2,10 +2,10 @@
  * test_lv2_rt.c: loads the LV2 module like a host does and checks that the
  * audio-thread functions (run and work_response) never allocate or free.
  *
- * malloc, calloc, realloc, free, posix_memalign, aligned_alloc and memalign
- * are defined in this executable (exported with -rdynamic), so every call
- * from the dlopen'ed module, the engine and FFTW lands here. While the
- * thread-local trap flag is set, each call is counted. The test also acts as
+ * The heap functions of tests/alloc_trap.c are linked into this executable
+ * and exported (export_dynamic), so every call from the dlopen'ed module,
+ * the engine and FFTW lands there and is counted while the trap is armed.
+ * The test also acts as
  * the host's worker: jobs scheduled in run() are queued in static memory and
  * work() runs them outside the trap.
  *
@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include "alloc_trap.h"
 
 #include <lv2/atom/atom.h>
 #include <lv2/atom/forge.h>
@@ -38,74 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------- */
-/* Allocation trap                                                         */
-
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t count, size_t size);
-extern void *__libc_realloc(void *ptr, size_t size);
-extern void *__libc_memalign(size_t alignment, size_t size);
-extern void __libc_free(void *ptr);
-
-static _Thread_local bool trap_armed;
-static atomic_int trapped_calls;
-
-static void note_call(void)
-{
-  if (trap_armed) {
-    atomic_fetch_add(&trapped_calls, 1);
-  }
-}
-
-void *malloc(size_t size)
-{
-  note_call();
-  return __libc_malloc(size);
-}
-
-void *calloc(size_t count, size_t size)
-{
-  note_call();
-  return __libc_calloc(count, size);
-}
-
-void *realloc(void *ptr, size_t size)
-{
-  note_call();
-  return __libc_realloc(ptr, size);
-}
-
-void free(void *ptr)
-{
-  if (ptr) {
-    note_call();
-  }
-  __libc_free(ptr);
-}
-
-int posix_memalign(void **out, size_t alignment, size_t size)
-{
-  note_call();
-  void *ptr = __libc_memalign(alignment, size);
-  if (!ptr) {
-    return 12; /* ENOMEM */
-  }
-  *out = ptr;
-  return 0;
-}
-
-void *aligned_alloc(size_t alignment, size_t size)
-{
-  note_call();
-  return __libc_memalign(alignment, size);
-}
-
-void *memalign(size_t alignment, size_t size)
-{
-  note_call();
-  return __libc_memalign(alignment, size);
-}
 
 /* ---------------------------------------------------------------------- */
 /* Minimal host: URID map, log, options, worker                            */
@@ -311,11 +245,10 @@ static int run_block(host *h, uint32_t frames)
   h->notify.seq.atom.type = 0;
   h->notify.seq.atom.size = ATOM_BYTES - sizeof(LV2_Atom);
 
-  atomic_store(&trapped_calls, 0);
-  trap_armed = true;
+  alloc_trap_arm();
   h->descriptor->run(h->handle, frames);
-  trap_armed = false;
-  int calls = atomic_load(&trapped_calls);
+  alloc_trap_disarm();
+  int calls = alloc_trap_calls();
 
   for (uint32_t j = 0; j < work_jobs.count; ++j) {
     uint32_t kind;
@@ -328,14 +261,13 @@ static int run_block(host *h, uint32_t frames)
   }
   work_jobs.count = 0;
 
-  atomic_store(&trapped_calls, 0);
-  trap_armed = true;
+  alloc_trap_arm();
   for (uint32_t j = 0; j < responses.count; ++j) {
     h->worker->work_response(h->handle, responses.size[j],
                              responses.data[j]);
   }
-  trap_armed = false;
-  calls += atomic_load(&trapped_calls);
+  alloc_trap_disarm();
+  calls += alloc_trap_calls();
   responses.count = 0;
 
   clear_control(h);
@@ -460,18 +392,16 @@ static void trap_sees_allocations(void **state)
   (void)state;
   void *(*volatile allocate)(size_t) = malloc;
   void (*volatile release)(void *) = free;
-  atomic_store(&trapped_calls, 0);
-  trap_armed = true;
+  alloc_trap_arm();
   release(allocate(16));
-  trap_armed = false;
-  assert_int_equal(atomic_load(&trapped_calls), 2);
+  alloc_trap_disarm();
+  assert_int_equal(alloc_trap_calls(), 2);
 
   host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
-  atomic_store(&trapped_calls, 0);
-  trap_armed = true;
+  alloc_trap_arm();
   h->descriptor->cleanup(h->handle);
-  trap_armed = false;
-  assert_true(atomic_load(&trapped_calls) > 0);
+  alloc_trap_disarm();
+  assert_true(alloc_trap_calls() > 0);
   dlclose(h->library);
   free(h);
 }
@@ -679,11 +609,10 @@ static void no_host_features(void **state)
   h->descriptor->connect_port(h->handle, PORT_NOTIFY, NULL);
   for (int i = 0; i < 4800; ++i) {
     fill_input(h, 1);
-    atomic_store(&trapped_calls, 0);
-    trap_armed = true;
+    alloc_trap_arm();
     h->descriptor->run(h->handle, 1);
-    trap_armed = false;
-    assert_int_equal(atomic_load(&trapped_calls), 0);
+    alloc_trap_disarm();
+    assert_int_equal(alloc_trap_calls(), 0);
     assert_true(isfinite(h->out[0][0]));
   }
   assert_float_equal(h->latency, 960.0f, 0.0f);
