@@ -5,9 +5,8 @@
  * The heap functions of tests/alloc_trap.c are linked into this executable
  * and exported (export_dynamic), so every call from the dlopen'ed module,
  * the engine and FFTW lands there and is counted while the trap is armed.
- * The test also acts as
- * the host's worker: jobs scheduled in run() are queued in static memory and
- * work() runs them outside the trap.
+ * The test also acts as the host's worker: jobs scheduled in run() are
+ * queued in static memory and work() runs them outside the trap.
  *
  * Environment: DRSN_LV2_MODULE is the path of drsn.so, DRSN_TEST_MODEL a
  * valid model file.
