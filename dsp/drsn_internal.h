@@ -38,6 +38,7 @@ drsn_status drsn_error_set(drsn_error *err, drsn_status status,
 #define DRSN_MODEL_MAX_RUNNING_MEAN_MS 60000u
 #define DRSN_MODEL_MAX_OVERLAP 16u     /* window_samples / hop_samples */
 #define DRSN_MODEL_MAX_WINDOW_MS 100u  /* window_samples / rate_hz */
+#define DRSN_MODEL_MAX_FILE_BYTES (64u << 20)
 
 /** Weights of one residual shrinkage block; pointers into model storage. */
 typedef struct {

@@ -10,10 +10,13 @@
 #include "drsn_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MODEL_MAGIC "DRSNMODL"
 #define MODEL_MAGIC_BYTES 8u
@@ -545,48 +548,69 @@ drsn_status drsn_model_load_file(const char *path, drsn_model **out,
     return drsn_error_set(err, DRSN_ERR_INVALID_ARGUMENT,
                           "model: NULL path or output pointer");
 
-  FILE *f = fopen(path, "rb");
-  if (!f)
+  /* O_NONBLOCK keeps open() from waiting for a writer on a FIFO; only
+   * regular files are read, so nothing else can block or never end. */
+  const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
     return drsn_error_set(err, DRSN_ERR_MODEL_IO,
                           "model '%.200s': cannot open: %s", path,
                           strerror(errno));
 
-  /* Read in chunks so that pipes and special files work too. */
-  size_t cap = 1 << 16, size = 0;
-  unsigned char *buf = malloc(cap);
+  unsigned char *buf = NULL;
   drsn_status status = DRSN_OK;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
+                            "model '%.200s': cannot stat: %s", path,
+                            strerror(errno));
+    goto done;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
+                            "model '%.200s': is a directory", path);
+    goto done;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
+                            "model '%.200s': is not a regular file", path);
+    goto done;
+  }
+  if (st.st_size > (off_t)DRSN_MODEL_MAX_FILE_BYTES) {
+    status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
+                            "model '%.200s': %lld bytes is larger than the "
+                            "%u MiB a model may have",
+                            path, (long long)st.st_size,
+                            DRSN_MODEL_MAX_FILE_BYTES >> 20);
+    goto done;
+  }
+
+  const size_t expected = (size_t)st.st_size;
+  buf = malloc(expected ? expected : 1);
   if (!buf) {
     status = drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                             "model '%.200s': out of memory", path);
     goto done;
   }
-  for (;;) {
-    if (size == cap) {
-      unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-      if (!grown) {
-        status = drsn_error_set(err, DRSN_ERR_NO_MEMORY,
-                                "model '%.200s': out of memory", path);
-        goto done;
-      }
-      buf = grown;
-      cap *= 2;
+  size_t size = 0;
+  while (size < expected) {
+    const ssize_t n = read(fd, buf + size, expected - size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
+                              "model '%.200s': read error: %s", path,
+                              strerror(errno));
+      goto done;
     }
-    const size_t n = fread(buf + size, 1, cap - size, f);
-    size += n;
-    if (n == 0) {
-      if (ferror(f)) {
-        status = drsn_error_set(err, DRSN_ERR_MODEL_IO,
-                                "model '%.200s': read error", path);
-        goto done;
-      }
-      break;
-    }
+    if (n == 0)
+      break; /* the file shrank: the parser reports it as truncated */
+    size += (size_t)n;
   }
   status = drsn_model_load_memory(buf, size, path, out, err);
 
 done:
   free(buf);
-  fclose(f);
+  close(fd);
   return status;
 }
 

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "drsn_internal.h"
 #include "model_writer.h"
@@ -155,6 +157,38 @@ static void test_load_file(void **state)
   assert_int_equal(drsn_model_load_file(NULL, &m, &err),
                    DRSN_ERR_INVALID_ARGUMENT);
   free(data);
+}
+
+/* A FIFO with no writer, a directory and a device must fail at once: a
+ * blocking open or an endless read would hang a host's worker thread. */
+static void test_load_special_files(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/drsn-test-special-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[sizeof dir + 16];
+  snprintf(fifo, sizeof fifo, "%s/model.fifo", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+
+  static const struct {
+    int which; /* 0 the FIFO, 1 the directory, 2 /dev/zero */
+    const char *needle;
+  } cases[] = {
+      {0, "not a regular file"}, {1, "is a directory"}, {2, "not a regular file"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char *path = cases[i].which == 0 ? fifo
+                       : cases[i].which == 1 ? dir
+                                             : "/dev/zero";
+    drsn_model *m = NULL;
+    drsn_error err;
+    assert_int_equal(drsn_model_load_file(path, &m, &err), DRSN_ERR_MODEL_IO);
+    assert_null(m);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, cases[i].needle));
+  }
+
+  remove(fifo);
+  rmdir(dir);
 }
 
 static void test_truncated_everywhere(void **state)
@@ -389,6 +423,7 @@ int main(void)
       cmocka_unit_test(test_valid_models_load),
       cmocka_unit_test(test_default_model_loads),
       cmocka_unit_test(test_load_file),
+      cmocka_unit_test(test_load_special_files),
       cmocka_unit_test(test_truncated_everywhere),
       cmocka_unit_test(test_wrong_magic),
       cmocka_unit_test(test_wrong_version),
