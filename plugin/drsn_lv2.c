@@ -514,10 +514,17 @@ static fe_stage *load_stage(drsn_plugin *self, const char *path)
   drsn_status status = fe_stage_load(path, self->sample_rate, self->channels,
                                      self->chunk, &stage, &err);
   if (status != DRSN_OK) {
-    lv2_log_error(&self->logger,
-                  "drsn-denoise: cannot load model \"%s\": %s; keeping the "
-                  "current model\n",
-                  path, err.message[0] ? err.message : drsn_strerror(status));
+    /* The message names the file: "model '<path>': <reason>". */
+    if (err.message[0]) {
+      lv2_log_error(&self->logger,
+                    "drsn-denoise: %s; keeping the current model\n",
+                    err.message);
+    } else {
+      lv2_log_error(&self->logger,
+                    "drsn-denoise: model '%s': %s; keeping the current "
+                    "model\n",
+                    path, drsn_strerror(status));
+    }
     return NULL;
   }
   lv2_log_note(&self->logger, "drsn-denoise: loaded model \"%s\"\n",
@@ -638,6 +645,34 @@ static LV2_State_Status save(LV2_Handle instance, LV2_State_Store_Function store
   return status;
 }
 
+/* Lets a restored stage warm up and crossfade in, as after a patch:Set, so
+ * that audio continues across the change. Called from restore(), which
+ * never overlaps run(), so stages can be freed here directly. */
+static void offer_restored_stage(drsn_plugin *self, fe_stage *stage)
+{
+  fe_stage_destroy(fe_processor_take_retired(self->processor));
+  fe_stage_destroy(self->waiting);
+  self->waiting = NULL;
+  fe_stage *displaced = fe_processor_offer(self->processor, stage);
+  if (displaced == stage) {
+    /* A crossfade is running: run() offers the stage once it ends. */
+    self->waiting = stage;
+  } else {
+    fe_stage_destroy(displaced);
+  }
+}
+
+/* Replaces the model at once while the plugin is deactivated, when there is
+ * no audio to crossfade and activate() clears the state anyway. */
+static void install_restored_stage(drsn_plugin *self, fe_stage *stage)
+{
+  fe_stage_destroy(fe_processor_install(self->processor, stage));
+  fe_stage_destroy(fe_processor_take_offered(self->processor));
+  fe_stage_destroy(fe_processor_take_retired(self->processor));
+  fe_stage_destroy(self->waiting);
+  self->waiting = NULL;
+}
+
 static LV2_State_Status restore(LV2_Handle instance,
                                 LV2_State_Retrieve_Function retrieve,
                                 LV2_State_Handle handle, uint32_t flags,
@@ -659,14 +694,19 @@ static LV2_State_Status restore(LV2_Handle instance,
   const void *value =
       retrieve(handle, self->uris.drsn_model, &size, &type, &value_flags);
 
-  /* A state without the key selects the built-in model. */
+  /* A state without the key, such as a factory preset, leaves the model
+   * alone. Only an explicit empty path selects the built-in model. */
+  if (!value) {
+    self->notify_model = true;
+    return LV2_STATE_SUCCESS;
+  }
   char path[MODEL_PATH_MAX] = "";
-  if (value && type != self->uris.atom_Path) {
+  if (type != self->uris.atom_Path) {
     lv2_log_error(&self->logger,
                   "drsn-denoise: saved model value is not an atom:Path\n");
     return LV2_STATE_ERR_BAD_TYPE;
   }
-  if (value && size > 0) {
+  if (size > 0) {
     const char *stored = (const char *)value;
     char *absolute = NULL;
     if (map_path) {
@@ -702,18 +742,18 @@ static LV2_State_Status restore(LV2_Handle instance,
   }
 
   /* The plugin does not declare state:threadSafeRestore, so hosts never call
-   * restore() concurrently with run() and the stage can be replaced here.
-   * The worker schedule a host may pass to restore() is not used: jalv
-   * 1.6.6 passes one whose work interface is unset and crashes on it. */
+   * restore() concurrently with run() and the processor can be changed
+   * here. The worker schedule a host may pass to restore() is not used:
+   * jalv 1.6.6 passes one whose work interface is unset and crashes on it. */
   fe_stage *stage = load_stage(self, path);
   if (!stage) {
     return LV2_STATE_ERR_UNKNOWN;
   }
-  fe_stage_destroy(fe_processor_install(self->processor, stage));
-  fe_stage_destroy(fe_processor_take_offered(self->processor));
-  fe_stage_destroy(fe_processor_take_retired(self->processor));
-  fe_stage_destroy(self->waiting);
-  self->waiting = NULL;
+  if (self->activated) {
+    offer_restored_stage(self, stage);
+  } else {
+    install_restored_stage(self, stage);
+  }
   set_saved_path(self, path);
   self->notify_model = true;
   return LV2_STATE_SUCCESS;

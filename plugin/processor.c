@@ -5,8 +5,15 @@
 #include "processor.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Limits of the dry path, equal to the ones drsn_engine_process applies to
+ * its input (DRSN_MAX_INPUT and DRSN_TINY in dsp/drsn_engine.c), so that
+ * the dry and wet signals are cleaned alike. */
+#define DRY_MAX 1000.0f
+#define DRY_TINY 1e-30f
 
 struct fe_stage {
   drsn_model *model;
@@ -139,8 +146,17 @@ drsn_status fe_stage_load(const char *path, double sample_rate_hz,
   if (status != DRSN_OK) {
     return status;
   }
-  return fe_stage_create(model, builtin ? NULL : path, sample_rate_hz,
-                         channels, chunk_frames, out, err);
+  status = fe_stage_create(model, builtin ? NULL : path, sample_rate_hz,
+                           channels, chunk_frames, out, err);
+  if (status != DRSN_OK && !builtin && err) {
+    /* Engine errors do not name the model; add the file the way the
+     * loader's messages do. */
+    char reason[sizeof err->message];
+    memcpy(reason, err->message, sizeof reason);
+    snprintf(err->message, sizeof err->message, "model '%.200s': %s", path,
+             reason[0] ? reason : drsn_strerror(status));
+  }
+  return status;
 }
 
 void fe_stage_destroy(fe_stage *stage)
@@ -329,6 +345,26 @@ static void advance_controls(fe_processor *p, const fe_controls *controls,
   }
 }
 
+/* Replaces a dry sample the way drsn_engine_process treats its input:
+ * non-finite values become silence, magnitudes beyond DRY_MAX are clamped
+ * and magnitudes below DRY_TINY, denormals included, become 0. */
+static float sanitize_dry(float value)
+{
+  const float magnitude = fabsf(value);
+  if (!(magnitude <= DRY_MAX)) {
+    return isfinite(value) ? copysignf(DRY_MAX, value) : 0.0f;
+  }
+  return magnitude < DRY_TINY ? 0.0f : value;
+}
+
+/* Flushes results below DRY_TINY to 0. The mixing runs outside the
+ * engine's flush-to-zero mode, so products of tiny samples and ramp values
+ * can be denormal. */
+static float flush_tiny(float value)
+{
+  return fabsf(value) < DRY_TINY ? 0.0f : value;
+}
+
 /* Mixes one stage's wet and dry chunk into out under the envelopes. */
 static void mix_stage(const fe_processor *p, const fe_stage *stage,
                       float *const *out, uint32_t frames)
@@ -339,14 +375,20 @@ static void mix_stage(const fe_processor *p, const fe_stage *stage,
     float *y = out[c];
     for (uint32_t i = 0; i < frames; ++i) {
       const float e = p->env_enabled[i];
+      if (e == 0.0f) {
+        /* Full bypass passes the delayed input bit for bit, NaN and
+         * denormals included. */
+        y[i] = dry[i];
+        continue;
+      }
       const float m = p->env_mix[i];
       const float r = p->env_residual[i];
-      const float d = dry[i];
+      const float d = sanitize_dry(dry[i]);
       /* Written as weighted sums so that settled controls (0 or 1) give
        * the wet, dry or residual signal bit for bit. */
       const float mixed = m * wet[i] + (1.0f - m) * d;
       const float processed = (1.0f - r) * mixed + r * (d - mixed);
-      y[i] = e * processed + (1.0f - e) * d;
+      y[i] = flush_tiny(e * processed + (1.0f - e) * d);
     }
   }
 }
@@ -391,7 +433,7 @@ static void process_chunk(fe_processor *p, const fe_controls *controls,
       if (t > 1.0f) {
         t = 1.0f;
       }
-      y[i] = t * y[i] + (1.0f - t) * a[i];
+      y[i] = flush_tiny(t * y[i] + (1.0f - t) * a[i]);
     }
   }
   p->swap_pos = start + frames;

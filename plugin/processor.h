@@ -53,7 +53,8 @@ drsn_status fe_stage_create(drsn_model *model, const char *path,
 
 /**
  * Loads a model file, or the built-in model when path is NULL or empty, and
- * creates a stage for it. Not real-time safe.
+ * creates a stage for it. Not real-time safe. For a model file, every error
+ * message starts with "model '<path>': " as the loader's messages do.
  */
 drsn_status fe_stage_load(const char *path, double sample_rate_hz,
                           uint32_t channels, uint32_t chunk_frames,
@@ -87,7 +88,11 @@ void fe_processor_reset(fe_processor *processor);
 
 /**
  * Processes frames samples per channel. out[c] may equal in[c]. Any frame
- * count works; the processor splits it into chunks.
+ * count works; the processor splits it into chunks. While enabled (also
+ * during the bypass ramp) the output is finite and free of denormals: the
+ * dry signal is cleaned as the engine cleans its input. Only a settled
+ * bypass outputs the delayed input bit for bit, except during a model
+ * crossfade.
  */
 void fe_processor_process(fe_processor *processor, const fe_controls *controls,
                           const float *const *in, float *const *out,

@@ -8,6 +8,10 @@
  * The test also acts as the host's worker: jobs scheduled in run() are
  * queued in static memory and work() runs them outside the trap.
  *
+ * The other tests check what run() outputs for unusual input (NaN, Inf,
+ * denormals), that a FIFO as the model path fails at once, and how
+ * restore() treats the model key.
+ *
  * Environment: DRSN_LV2_MODULE is the path of drsn.so, DRSN_TEST_MODEL a
  * valid model file.
  */
@@ -39,6 +43,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------- */
 /* Minimal host: URID map, log, options, worker                            */
@@ -63,6 +69,7 @@ static LV2_URID map_uri(LV2_URID_Map_Handle handle, const char *uri)
 }
 
 static int error_logs;
+static char last_error[1024];
 
 static int log_vprintf(LV2_Log_Handle handle, LV2_URID type, const char *fmt,
                        va_list ap)
@@ -70,6 +77,10 @@ static int log_vprintf(LV2_Log_Handle handle, LV2_URID type, const char *fmt,
   (void)handle;
   if (type == map_uri(NULL, LV2_LOG__Error)) {
     ++error_logs;
+    va_list copy;
+    va_copy(copy, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, copy);
+    va_end(copy);
   }
   return vfprintf(stderr, fmt, ap);
 }
@@ -618,6 +629,276 @@ static void no_host_features(void **state)
   close_host(h);
 }
 
+/* Input of one channel since activation, to compare the output with. */
+#define HISTORY_MAX 65536
+#define LATENCY 960
+typedef struct {
+  float samples[HISTORY_MAX];
+  uint32_t length;
+} input_history;
+
+/* Runs one block of noise, appends its input to past and returns the
+ * largest difference between the output and the input delayed by the
+ * latency (silence before the first input). */
+static float run_against_delayed_input(host *h, input_history *past,
+                                       uint32_t frames)
+{
+  fill_input(h, frames);
+  assert_true(past->length + frames <= HISTORY_MAX);
+  memcpy(past->samples + past->length, h->in[0], frames * sizeof(float));
+  assert_int_equal(run_block(h, frames), 0);
+  float worst = 0.0f;
+  for (uint32_t i = 0; i < frames; ++i) {
+    const uint32_t t = past->length + i;
+    const float expected = t >= LATENCY ? past->samples[t - LATENCY] : 0.0f;
+    worst = fmaxf(worst, fabsf(h->out[0][i] - expected));
+  }
+  past->length += frames;
+  return worst;
+}
+
+/* Fills the input of one block of a mix case. */
+typedef void (*block_filler)(host *h, int block);
+
+/* Runs 12 blocks of 256 samples at mix 100, 50 and 0 %, each with and
+ * without the residual, and fails on the first output sample for which
+ * is_valid is false. */
+static void check_mix_cases(block_filler fill, bool (*is_valid)(float),
+                            const char *problem)
+{
+  static const float mixes[] = {100.0f, 50.0f, 0.0f};
+  for (size_t m = 0; m < sizeof mixes / sizeof mixes[0]; ++m) {
+    for (int residual = 0; residual <= 1; ++residual) {
+      host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+      h->mix = mixes[m];
+      h->residual = (float)residual;
+      for (int block = 0; block < 12; ++block) {
+        fill(h, block);
+        assert_int_equal(run_block(h, 256), 0);
+        for (uint32_t i = 0; i < 256; ++i) {
+          if (!is_valid(h->out[0][i])) {
+            fail_msg("mix %.0f, residual %d: output sample %u of block %d "
+                     "is %s: %g",
+                     (double)h->mix, residual, i, block, problem,
+                     (double)h->out[0][i]);
+          }
+        }
+      }
+      close_host(h);
+    }
+  }
+}
+
+static void fill_noise_with_nonfinite(host *h, int block)
+{
+  fill_input(h, 256);
+  if (block == 2) {
+    h->in[0][10] = NAN;
+    h->in[0][11] = INFINITY;
+    h->in[0][12] = -INFINITY;
+    h->in[0][13] = 1e30f;
+  }
+}
+
+static bool is_finite_sample(float value) { return isfinite(value); }
+
+/* NaN and Inf give finite output while enabled, at any mix and with the
+ * residual, because the dry path is cleaned like the engine's input. */
+static void nonfinite_input_finite_output(void **state)
+{
+  (void)state;
+  check_mix_cases(fill_noise_with_nonfinite, is_finite_sample, "not finite");
+}
+
+static void fill_denormals(host *h, int block)
+{
+  (void)block;
+  for (uint32_t i = 0; i < 256; ++i) {
+    h->in[0][i] = (i % 2 ? 1e-40f : -3e-39f) * (float)(1 + i % 5);
+  }
+}
+
+static bool is_not_denormal(float value)
+{
+  return fpclassify(value) != FP_SUBNORMAL;
+}
+
+/* Denormal input never reaches the output while enabled, also where the
+ * dry signal is mixed in. */
+static void denormal_input_flushed(void **state)
+{
+  (void)state;
+  check_mix_cases(fill_denormals, is_not_denormal, "a denormal");
+}
+
+/* A settled bypass is the delayed input bit for bit, NaN, Inf and
+ * denormals included. */
+static void bypass_passes_special_values(void **state)
+{
+  (void)state;
+  static const float specials[] = {NAN, INFINITY, -INFINITY, 1e-40f, 1e30f};
+  const uint32_t count = sizeof specials / sizeof specials[0];
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->enable = 0.0f;
+  static input_history past;
+  past.length = 0;
+  for (int block = 0; block < 8; ++block) {
+    fill_input(h, 256);
+    if (block == 1) {
+      memcpy(h->in[0] + 100, specials, sizeof specials);
+    }
+    memcpy(past.samples + past.length, h->in[0], 256 * sizeof(float));
+    assert_int_equal(run_block(h, 256), 0);
+    for (uint32_t i = 0; i < 256; ++i) {
+      const uint32_t t = past.length + i;
+      const float expected = t >= LATENCY ? past.samples[t - LATENCY] : 0.0f;
+      if (memcmp(&h->out[0][i], &expected, sizeof expected)) {
+        fail_msg("bypassed output %g at %u differs from the input %g",
+                 (double)h->out[0][i], t, (double)expected);
+      }
+    }
+    past.length += 256;
+  }
+  assert_true(past.length >= 256 + 100 + count + LATENCY);
+  close_host(h);
+}
+
+/* A state holding path as the model, as a host would store it. */
+static saved_state state_naming(const char *path)
+{
+  saved_state saved = {0};
+  saved.key = map_uri(NULL, "urn:drsn-denoise:model");
+  saved.type = map_uri(NULL, LV2_ATOM__Path);
+  snprintf(saved.value, sizeof saved.value, "%s", path);
+  saved.stored = true;
+  return saved;
+}
+
+/* A FIFO as the model fails at once in the worker and in restore(), and
+ * the current model stays. A blocking open would hang here until the
+ * alarm ends the test. */
+static void fifo_model_rejected(void **state)
+{
+  (void)state;
+  char dir[] = "/tmp/drsn-lv2-test-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char fifo[64];
+  snprintf(fifo, sizeof fifo, "%s/model.drsn", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  alarm(60);
+
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  assert_int_equal(run_block(h, 256), 0);
+  const int errors_before = error_logs;
+  send_model_path(h, fifo);
+  assert_int_equal(run_block(h, 256), 0);
+  assert_int_equal(error_logs, errors_before + 1);
+  assert_non_null(strstr(last_error, "is not a regular file"));
+  assert_non_null(strstr(last_error, "keeping the current model"));
+  const char *named = strstr(last_error, fifo);
+  assert_non_null(named);
+  assert_null(strstr(named + 1, fifo)); /* the path appears once */
+
+  assert_int_equal(run_block(h, 256), 0);
+  const char *path = notified_path(h);
+  assert_non_null(path);
+  assert_string_equal(path, "");
+
+  saved_state saved = state_naming(fifo);
+  assert_int_not_equal(
+      h->state->restore(h->handle, retrieve_value, &saved, 0, NULL),
+      LV2_STATE_SUCCESS);
+  assert_int_equal(error_logs, errors_before + 2);
+  saved_state stored = {0};
+  assert_int_equal(h->state->save(h->handle, store_value, &stored, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  assert_false(stored.stored); /* still the built-in model */
+  close_host(h);
+
+  alarm(0);
+  assert_int_equal(unlink(fifo), 0);
+  assert_int_equal(rmdir(dir), 0);
+}
+
+/* Restoring a state that changes the model crossfades like a patch:Set:
+ * at a 0 dB limit the output stays the delayed input throughout, while a
+ * swap without warm-up would output 20 ms of silence. */
+static void restore_crossfades_model(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  assert_non_null(model);
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->limit = 0.0f;
+  static input_history past;
+  past.length = 0;
+  for (int block = 0; block < 20; ++block) {
+    assert_true(run_against_delayed_input(h, &past, 256) < 1e-5f);
+  }
+
+  /* Custom model, then back to the built-in one by an explicit empty
+   * path. */
+  const char *const paths[] = {model, ""};
+  for (size_t k = 0; k < 2; ++k) {
+    saved_state saved = state_naming(paths[k]);
+    assert_int_equal(
+        h->state->restore(h->handle, retrieve_value, &saved, 0, NULL),
+        LV2_STATE_SUCCESS);
+    const char *announced = NULL;
+    for (int block = 0; block < 30; ++block) {
+      const float difference = run_against_delayed_input(h, &past, 256);
+      if (difference >= 1e-5f) {
+        fail_msg("restore to \"%s\": block %d differs from the delayed "
+                 "input by %g",
+                 paths[k], block, (double)difference);
+      }
+      const char *path = notified_path(h);
+      if (path) {
+        announced = path;
+      }
+    }
+    assert_non_null(announced);
+    assert_string_equal(announced, paths[k]);
+    assert_float_equal(h->latency, 960.0f, 0.0f);
+  }
+  close_host(h);
+}
+
+/* A state without the model key, like every factory preset, keeps a
+ * custom model. */
+static void restore_without_key_keeps_model(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  assert_non_null(model);
+  host *h = open_host("urn:drsn-denoise:stereo", 2, all_features);
+  saved_state custom = state_naming(model);
+  assert_int_equal(
+      h->state->restore(h->handle, retrieve_value, &custom, 0, NULL),
+      LV2_STATE_SUCCESS);
+  for (int block = 0; block < 10; ++block) {
+    fill_input(h, 512);
+    assert_int_equal(run_block(h, 512), 0);
+  }
+
+  saved_state without_key = {0};
+  assert_int_equal(
+      h->state->restore(h->handle, retrieve_value, &without_key, 0, NULL),
+      LV2_STATE_SUCCESS);
+  fill_input(h, 512);
+  assert_int_equal(run_block(h, 512), 0);
+  const char *path = notified_path(h);
+  assert_non_null(path);
+  assert_string_equal(path, model);
+
+  saved_state stored = {0};
+  assert_int_equal(h->state->save(h->handle, store_value, &stored, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  assert_true(stored.stored);
+  assert_string_equal(stored.value, model);
+  close_host(h);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -629,6 +910,12 @@ int main(void)
       cmocka_unit_test(model_swap),
       cmocka_unit_test(state_round_trip),
       cmocka_unit_test(no_host_features),
+      cmocka_unit_test(nonfinite_input_finite_output),
+      cmocka_unit_test(denormal_input_flushed),
+      cmocka_unit_test(bypass_passes_special_values),
+      cmocka_unit_test(fifo_model_rejected),
+      cmocka_unit_test(restore_crossfades_model),
+      cmocka_unit_test(restore_without_key_keeps_model),
   };
   return cmocka_run_group_tests(tests, setup_options, NULL);
 }
