@@ -8,9 +8,11 @@
  * - JACK's notification thread builds a new processor when the sample rate
  *   changes (under build_lock) and publishes it.
  * - The main thread reads commands from stdin and signals from a self-pipe,
- *   loads models (under build_lock), frees whatever the process thread
- *   hands back, and calls jack_recompute_total_latencies() when the latency
- *   changes.
+ *   frees whatever the process thread hands back, and calls
+ *   jack_recompute_total_latencies() when the latency changes.
+ * - A loader thread per model change reads the file, while the main thread
+ *   keeps handling signals, so that SIGINT and SIGTERM stop the program
+ *   even when the file system blocks the read.
  */
 #include "processor.h"
 
@@ -33,6 +35,10 @@
 
 #define MODEL_PATH_MAX 4096
 #define COMMAND_LINE_MAX 4352
+
+/* Byte a loader thread writes to the signal pipe when it finishes; no
+ * signal has number 0. */
+#define LOAD_FINISHED_BYTE 0
 
 typedef struct {
   jack_client_t *client;
@@ -71,19 +77,26 @@ typedef struct {
   double build_rate;
 
   atomic_bool server_gone;
+
+  /* Main thread: SIGHUP arrived while a model was loading. */
+  bool reload_pending;
 } app_state;
 
+/* Self-pipe that wakes the main thread: signal numbers from the handler,
+ * LOAD_FINISHED_BYTE from loader threads. */
 static int signal_pipe[2] = {-1, -1};
 
-static void on_signal(int signo)
+/* Async-signal-safe. */
+static void wake_main_thread(unsigned char byte)
 {
-  const unsigned char byte = (unsigned char)signo;
   const int saved = errno;
   if (write(signal_pipe[1], &byte, 1) < 0) {
-    /* Nothing useful can be done in a signal handler. */
+    /* The pipe is full, so the main thread wakes up anyway. */
   }
   errno = saved;
 }
+
+static void on_signal(int signo) { wake_main_thread((unsigned char)signo); }
 
 static void print_usage(FILE *stream, const char *program)
 {
@@ -93,7 +106,7 @@ static void print_usage(FILE *stream, const char *program)
           "\n"
           "Options:\n"
           "  -l, --limit DB          deepest attenuation in dB, 0..100 "
-          "(default 30; 0 passes the input)\n"
+          "(default 30; 0 passes the input up to rounding)\n"
           "  -m, --mix PERCENT       share of denoised signal, 0..100 "
           "(default 100)\n"
           "  -r, --listen-residual   output what is being removed "
@@ -302,36 +315,195 @@ static void on_shutdown(jack_status_t code, const char *reason, void *arg)
 /* ---------------------------------------------------------------------- */
 /* Main thread                                                             */
 
+typedef enum {
+  LOAD_OK,
+  LOAD_FAILED,  /* reported on stderr */
+  LOAD_STOPPED, /* SIGINT or SIGTERM arrived: the program must stop */
+} load_result;
+
+enum { JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
+
+/* One model load. The loader thread owns the job while it runs. Whichever
+ * thread loses the race on state frees it: the main thread after JOB_DONE,
+ * the loader after the main thread set JOB_ABANDONED. */
+typedef struct {
+  char path[MODEL_PATH_MAX];
+  double rate;
+  uint32_t channels;
+  uint32_t chunk;
+  fe_stage *stage;
+  drsn_status status;
+  drsn_error err;
+  atomic_int state;
+} load_job;
+
+static void *run_load_job(void *arg)
+{
+  load_job *job = arg;
+  job->status = fe_stage_load(job->path, job->rate, job->channels,
+                              job->chunk, &job->stage, &job->err);
+  int expected = JOB_RUNNING;
+  if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_DONE)) {
+    fe_stage_destroy(job->stage);
+    free(job);
+    return NULL;
+  }
+  wake_main_thread(LOAD_FINISHED_BYTE);
+  return NULL;
+}
+
+static void toggle(atomic_bool *flag, const char *name)
+{
+  const bool value = !atomic_load(flag);
+  atomic_store(flag, value);
+  printf("%s %s\n", name, value ? "on" : "off");
+  fflush(stdout);
+}
+
+/* Empties the signal pipe. SIGHUP only marks a reload as pending, because
+ * a load may be running. Returns false when SIGINT or SIGTERM arrived. */
+static bool handle_signals(app_state *app)
+{
+  bool keep_running = true;
+  unsigned char signo;
+  while (read(signal_pipe[0], &signo, 1) == 1) {
+    switch (signo) {
+    case SIGUSR1:
+      toggle(&app->bypass, "bypass");
+      break;
+    case SIGUSR2:
+      toggle(&app->residual, "residual");
+      break;
+    case SIGHUP:
+      app->reload_pending = true;
+      break;
+    case SIGINT:
+    case SIGTERM:
+      keep_running = false;
+      break;
+    default: /* LOAD_FINISHED_BYTE */
+      break;
+    }
+  }
+  return keep_running;
+}
+
+static void print_load_error(const load_job *job, const char *consequence)
+{
+  /* Model errors name the file already: "model '<path>': <reason>". */
+  if (job->err.message[0]) {
+    fprintf(stderr, "drsn-jack: %s%s\n", job->err.message, consequence);
+  } else {
+    fprintf(stderr, "drsn-jack: model '%s': %s%s\n",
+            job->path[0] ? job->path : "(built-in)",
+            drsn_strerror(job->status), consequence);
+  }
+}
+
+/* Loads path ("" for the built-in model) for rate in a loader thread and
+ * handles signals while it runs. On failure prints the error followed by
+ * consequence. */
+static load_result load_stage(app_state *app, const char *path, double rate,
+                              const char *consequence, fe_stage **out)
+{
+  *out = NULL;
+  load_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    fprintf(stderr, "drsn-jack: out of memory loading a model%s\n",
+            consequence);
+    return LOAD_FAILED;
+  }
+  snprintf(job->path, sizeof job->path, "%s", path);
+  job->rate = rate;
+  job->channels = app->channels;
+  job->chunk = app->chunk;
+  atomic_init(&job->state, JOB_RUNNING);
+
+  /* The loader blocks every signal, so that they reach the main thread. */
+  pthread_attr_t attr;
+  pthread_t thread;
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  const int create_error = pthread_create(&thread, &attr, run_load_job, job);
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  pthread_attr_destroy(&attr);
+  if (create_error) {
+    /* NOTE: without a thread the load runs here and a signal cannot
+     * interrupt it. */
+    run_load_job(job);
+  }
+
+  while (atomic_load(&job->state) == JOB_RUNNING) {
+    struct pollfd fd = {signal_pipe[0], POLLIN, 0};
+    if (poll(&fd, 1, 100) > 0 && !handle_signals(app)) {
+      int expected = JOB_RUNNING;
+      if (atomic_compare_exchange_strong(&job->state, &expected,
+                                         JOB_ABANDONED)) {
+        fprintf(stderr, "drsn-jack: stopping while model '%s' is still "
+                        "loading\n", path);
+        return LOAD_STOPPED; /* the loader frees the job */
+      }
+      fe_stage_destroy(job->stage);
+      free(job);
+      return LOAD_STOPPED;
+    }
+  }
+
+  load_result result = LOAD_OK;
+  if (job->status == DRSN_OK) {
+    *out = job->stage;
+  } else {
+    print_load_error(job, consequence);
+    result = LOAD_FAILED;
+  }
+  free(job);
+  return result;
+}
+
 /* Loads path ("" for the built-in model) and hands it to the process
  * thread, which crossfades to it. Keeps the current model on failure. */
-static bool change_model(app_state *app, const char *path)
+static load_result change_model(app_state *app, const char *path)
 {
   if (strlen(path) >= MODEL_PATH_MAX) {
     fprintf(stderr, "drsn-jack: model path is longer than %d bytes\n",
             MODEL_PATH_MAX - 1);
-    return false;
+    return LOAD_FAILED;
   }
-  pthread_mutex_lock(&app->build_lock);
-  fe_stage *stage = NULL;
-  drsn_error err = {0};
-  drsn_status status = fe_stage_load(path, app->build_rate, app->channels,
-                                     app->chunk, &stage, &err);
-  if (status != DRSN_OK) {
+  char requested[MODEL_PATH_MAX];
+  strcpy(requested, path); /* path may be app->model_path */
+
+  for (;;) {
+    pthread_mutex_lock(&app->build_lock);
+    const double rate = app->build_rate;
     pthread_mutex_unlock(&app->build_lock);
-    fprintf(stderr,
-            "drsn-jack: cannot load model \"%s\": %s; keeping the current "
-            "model\n",
-            path, err.message[0] ? err.message : drsn_strerror(status));
-    return false;
+
+    fe_stage *stage = NULL;
+    const load_result result = load_stage(
+        app, requested, rate, "; keeping the current model", &stage);
+    if (result != LOAD_OK) {
+      return result;
+    }
+
+    pthread_mutex_lock(&app->build_lock);
+    if (app->build_rate == rate) {
+      strcpy(app->model_path, requested);
+      /* A stage that the process thread has not picked up yet is
+       * replaced. */
+      fe_stage_destroy(atomic_exchange(&app->next_stage, stage));
+      pthread_mutex_unlock(&app->build_lock);
+      printf("model %s\n", requested[0] ? requested : "(built-in)");
+      fflush(stdout);
+      return LOAD_OK;
+    }
+    /* The sample rate changed during the load, and on_sample_rate() built
+     * its processor with the previous model: load again for the new rate. */
+    pthread_mutex_unlock(&app->build_lock);
+    fe_stage_destroy(stage);
   }
-  if (path != app->model_path) {
-    strcpy(app->model_path, path);
-  }
-  /* A stage that the process thread has not picked up yet is replaced. */
-  fe_stage_destroy(atomic_exchange(&app->next_stage, stage));
-  pthread_mutex_unlock(&app->build_lock);
-  printf("model %s\n", path[0] ? path : "(built-in)");
-  return true;
 }
 
 static void free_handed_back(app_state *app)
@@ -403,7 +575,8 @@ static void set_switch(atomic_bool *flag, const char *name, const char *word)
   printf("%s %s\n", name, value ? "on" : "off");
 }
 
-/* Executes one command line. Returns false for "quit". */
+/* Executes one command line. Returns false for "quit" and when a stop
+ * signal arrived during a model load. */
 static bool run_command(app_state *app, char *line)
 {
   char *saveptr = NULL;
@@ -415,10 +588,19 @@ static bool run_command(app_state *app, char *line)
   while (rest && (*rest == ' ' || *rest == '\t')) {
     ++rest;
   }
-  if (rest && *rest == '\0') {
-    rest = NULL;
+  if (rest) {
+    /* Trailing blanks are never part of an argument, not even a path. */
+    size_t length = strlen(rest);
+    while (length > 0 &&
+           (rest[length - 1] == ' ' || rest[length - 1] == '\t')) {
+      rest[--length] = '\0';
+    }
+    if (length == 0) {
+      rest = NULL;
+    }
   }
   double value;
+  bool keep_running = true;
 
   if (!strcmp(verb, "quit") || !strcmp(verb, "exit")) {
     return false;
@@ -447,40 +629,14 @@ static bool run_command(app_state *app, char *line)
   } else if (!strcmp(verb, "link")) {
     set_switch(&app->linked, "link", rest);
   } else if (!strcmp(verb, "model")) {
-    change_model(app, rest ? rest : "");
+    keep_running = change_model(app, rest ? rest : "") != LOAD_STOPPED;
   } else if (!strcmp(verb, "reload")) {
-    change_model(app, app->model_path);
+    keep_running = change_model(app, app->model_path) != LOAD_STOPPED;
   } else {
     fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n", verb);
   }
   fflush(stdout);
-  return true;
-}
-
-static void toggle(atomic_bool *flag, const char *name)
-{
-  const bool value = !atomic_load(flag);
-  atomic_store(flag, value);
-  printf("%s %s\n", name, value ? "on" : "off");
-  fflush(stdout);
-}
-
-/* Handles one signal number from the self-pipe. Returns false to stop. */
-static bool handle_signal(app_state *app, int signo)
-{
-  switch (signo) {
-  case SIGUSR1:
-    toggle(&app->bypass, "bypass");
-    return true;
-  case SIGUSR2:
-    toggle(&app->residual, "residual");
-    return true;
-  case SIGHUP:
-    change_model(app, app->model_path);
-    return true;
-  default:
-    return false;
-  }
+  return keep_running;
 }
 
 static void connect_physical(app_state *app)
@@ -537,6 +693,9 @@ static void install_signal_handlers(void)
   memset(&action, 0, sizeof action);
   action.sa_handler = on_signal;
   sigemptyset(&action.sa_mask);
+  /* SA_RESTART keeps JACK's and stdio's calls from failing with EINTR.
+   * Stop signals still end a model load, because the main thread waits
+   * for the loader thread in poll(), which a signal always interrupts. */
   action.sa_flags = SA_RESTART;
   const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
   for (size_t i = 0; i < sizeof signals / sizeof signals[0]; ++i) {
@@ -550,6 +709,7 @@ static void main_loop(app_state *app)
 {
   char line[COMMAND_LINE_MAX];
   size_t used = 0;
+  bool discarding = false; /* skipping the rest of an over-long line */
   bool stdin_open = true;
   bool running = true;
   unsigned reported_latency = atomic_load(&app->latency);
@@ -566,12 +726,7 @@ static void main_loop(app_state *app)
     }
 
     if (ready > 0 && (fds[0].revents & POLLIN)) {
-      unsigned char signo;
-      while (read(signal_pipe[0], &signo, 1) == 1) {
-        if (!handle_signal(app, signo)) {
-          running = false;
-        }
-      }
+      running = handle_signals(app);
     }
 
     if (running && ready > 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
@@ -585,16 +740,33 @@ static void main_loop(app_state *app)
         char *newline;
         while (running && (newline = strchr(start, '\n'))) {
           *newline = '\0';
-          running = run_command(app, start);
+          if (discarding) {
+            discarding = false; /* the over-long line ends here */
+          } else {
+            running = run_command(app, start);
+          }
           start = newline + 1;
         }
         used = strlen(start);
         memmove(line, start, used + 1);
         if (used == sizeof line - 1) {
-          fprintf(stderr, "drsn-jack: command line too long, ignored\n");
+          /* Drop everything up to the next newline, so that no part of
+           * the line runs as a command of its own. */
+          if (!discarding) {
+            fprintf(stderr,
+                    "drsn-jack: command line longer than %zu bytes, "
+                    "ignored\n",
+                    sizeof line - 2);
+          }
+          discarding = true;
           used = 0;
         }
       }
+    }
+
+    if (running && app->reload_pending) {
+      app->reload_pending = false;
+      running = change_model(app, app->model_path) != LOAD_STOPPED;
     }
 
     free_handed_back(app);
@@ -684,6 +856,19 @@ static int parse_options(int argc, char **argv, options *opt)
       opt->model = optarg;
       break;
     case 'n':
+      if (optarg[0] == '\0') {
+        fprintf(stderr, "drsn-jack: --name expects a JACK client name, not "
+                        "an empty string\n");
+        return 1;
+      }
+      /* jack_client_name_size() counts the terminating NUL. */
+      if (strlen(optarg) >= (size_t)jack_client_name_size()) {
+        fprintf(stderr,
+                "drsn-jack: --name is too long: %zu bytes, but JACK client "
+                "names may have at most %d\n",
+                strlen(optarg), jack_client_name_size() - 1);
+        return 1;
+      }
       opt->name = optarg;
       break;
     case 'N':
@@ -709,10 +894,17 @@ static bool open_client(app_state *app, const options *opt)
   jack_status_t status;
   app->client = jack_client_open(opt->name, JackNoStartServer, &status);
   if (!app->client) {
-    fprintf(stderr,
-            "drsn-jack: cannot connect to the JACK server (status 0x%x); is "
-            "jackd running?\n",
-            (unsigned)status);
+    if (status & JackServerFailed) {
+      fprintf(stderr,
+              "drsn-jack: cannot connect to the JACK server (status 0x%x); "
+              "is jackd running?\n",
+              (unsigned)status);
+    } else {
+      fprintf(stderr,
+              "drsn-jack: the JACK server rejected client \"%s\" (status "
+              "0x%x)\n",
+              opt->name, (unsigned)status);
+    }
     return false;
   }
   jack_nframes_t block = jack_get_buffer_size(app->client);
@@ -720,20 +912,33 @@ static bool open_client(app_state *app, const options *opt)
   return true;
 }
 
-static bool start_client(app_state *app, const options *opt)
+typedef enum { START_OK, START_FAILED, START_STOPPED } start_result;
+
+static start_result start_client(app_state *app, const options *opt)
 {
   const double rate = (double)jack_get_sample_rate(app->client);
   pthread_mutex_lock(&app->build_lock);
   app->build_rate = rate;
-  app->processor = build_processor(app, rate);
   pthread_mutex_unlock(&app->build_lock);
-  if (!app->processor) {
-    return false;
+
+  fe_stage *stage = NULL;
+  const load_result loaded =
+      load_stage(app, app->model_path, rate, "", &stage);
+  if (loaded != LOAD_OK) {
+    return loaded == LOAD_STOPPED ? START_STOPPED : START_FAILED;
+  }
+  drsn_error err = {0};
+  const drsn_status status = fe_processor_create(
+      stage, rate, app->channels, app->chunk, &app->processor, &err);
+  if (status != DRSN_OK) {
+    fprintf(stderr, "drsn-jack: cannot start the engine at %.0f Hz: %s\n",
+            rate, err.message[0] ? err.message : drsn_strerror(status));
+    return START_FAILED;
   }
   atomic_store(&app->latency, fe_processor_latency(app->processor));
 
   if (!register_ports(app)) {
-    return false;
+    return START_FAILED;
   }
   jack_set_process_callback(app->client, on_process, app);
   jack_set_sample_rate_callback(app->client, on_sample_rate, app);
@@ -744,7 +949,7 @@ static bool start_client(app_state *app, const options *opt)
 
   if (jack_activate(app->client)) {
     fprintf(stderr, "drsn-jack: cannot activate the JACK client\n");
-    return false;
+    return START_FAILED;
   }
   if (opt->connect) {
     connect_physical(app);
@@ -755,11 +960,14 @@ static bool start_client(app_state *app, const options *opt)
          jack_get_client_name(app->client), rate, app->channels, latency,
          1000.0 * latency / rate);
   fflush(stdout);
-  return true;
+  return START_OK;
 }
 
 int main(int argc, char **argv)
 {
+  /* Status lines go to pipes as soon as they are printed. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+
   options opt = {
       .limit_db = 30.0,
       .mix_percent = 100.0,
@@ -798,10 +1006,15 @@ int main(int argc, char **argv)
   install_signal_handlers();
 
   int exit_code = 1;
+  bool started = false;
   if (open_client(&app, &opt)) {
-    if (start_client(&app, &opt)) {
+    const start_result result = start_client(&app, &opt);
+    if (result == START_OK) {
+      started = true;
       main_loop(&app);
       exit_code = atomic_load(&app.server_gone) ? 1 : 0;
+    } else if (result == START_STOPPED) {
+      exit_code = 0;
     }
     if (!atomic_load(&app.server_gone)) {
       jack_deactivate(app.client);
@@ -813,8 +1026,10 @@ int main(int argc, char **argv)
   fe_processor_destroy(app.processor);
   fe_processor_destroy(atomic_exchange(&app.next_processor, NULL));
   fe_stage_destroy(atomic_exchange(&app.next_stage, NULL));
-  fprintf(stderr, "drsn-jack: stopped after %u xrun(s)\n",
-          atomic_load(&app.xruns));
+  if (started) {
+    fprintf(stderr, "drsn-jack: stopped after %u xrun(s)\n",
+            atomic_load(&app.xruns));
+  }
   pthread_mutex_destroy(&app.build_lock);
   return exit_code;
 }
