@@ -6,7 +6,7 @@ jack-player test client. Checks:
   that JACK reports for its ports;
 - the denoised speech matches the offline renderer's output for the same
   input history, so the JACK path adds and drops nothing, and SI-SDR
-  improves whenever the renderer's does;
+  improves by more than 1 dB;
 - a buffer size change keeps the client running;
 - stdin commands and signals change the controls;
 - SIGTERM stops the client with exit status 0.
@@ -126,13 +126,9 @@ def main():
                   f"renderer {offline:.2f} dB")
             # The JACK path must gain exactly what the model gains offline.
             assert abs(after - offline) < 0.01
-            if offline > before:
-                assert after > before
-            else:
-                # NOTE: the model in models/ does not improve this file, so
-                # only the match with the renderer is checked.
-                print("warning: the built-in model does not improve SI-SDR "
-                      "on this file")
+            # The trained model gains about 3 dB on this speech in white
+            # noise and hum at 5 dB SNR; 1 dB leaves room for model updates.
+            assert after > before + 1.0
 
             # A new buffer size needs no rebuild: the delay stays the same.
             subprocess.run([require("jack_bufsize"), "480"], check=True,

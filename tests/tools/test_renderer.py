@@ -272,8 +272,9 @@ class FileSafetyTest(unittest.TestCase):
         result = run(DRSN_DENOISE, "--force", "-o", out_directory, self.input, twin)
         self.assertEqual(result.returncode, 1)
         self.assertIn("already written", result.stderr)
+        # The twin is silence, so any signal in the output comes from the first input.
         written, _ = soundfile.read(os.path.join(out_directory, "speech.wav"))
-        self.assertGreater(np.max(np.abs(written)), 0.1)
+        self.assertGreater(np.max(np.abs(written)), 1e-3)
 
     def write_long_input(self):
         long_input = self.path("long.wav")
