@@ -28,7 +28,6 @@ COMPRESSION = 0.3
 OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean target
 COMPLEX_WEIGHT = 0.3
 VOICE_WEIGHT = 0.05
-SI_SDR_WEIGHT = 0.01            # per dB: 10 dB of SI-SDR weigh 0.1
 
 
 def default_data_dir():
@@ -61,7 +60,7 @@ def si_sdr_db(reference, estimate):
     return 10 * torch.log10((target ** 2).sum(-1) + 1e-9) - 10 * torch.log10((noise ** 2).sum(-1) + 1e-9)
 
 
-def loss_terms(model, noisy, clean, cutoff_hz):
+def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01):
     spec, out, gains, voice = model(noisy)
     target = model.stft(clean)
     mask = bin_mask(model, cutoff_hz)
@@ -91,7 +90,7 @@ def loss_terms(model, noisy, clean, cutoff_hz):
     sdr_term = -(sdr.clamp(max=50) * speech).sum() / (speech.sum() + 1e-9)
 
     total = (magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
-             + SI_SDR_WEIGHT * sdr_term)
+             + si_sdr_weight * sdr_term)
     return total, {"magnitude": magnitude.item(), "complex": complex_term.item(),
                    "voice": voice_term.item(), "si_sdr": -sdr_term.item()}
 
@@ -110,11 +109,12 @@ def feature_statistics(model, mixer, rng, batches=20, batch=16):
 
 
 @torch.no_grad()
-def validate(model, val_batches):
+def validate(model, val_batches, si_sdr_weight):
     model.eval()
     total, count = 0.0, 0
     for noisy, clean, cutoff in val_batches:
-        loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff))
+        loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
+                             si_sdr_weight)
         total += loss.item()
         count += 1
     model.train()
@@ -154,6 +154,8 @@ def main():
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--validate-every", type=int, default=500)
     ap.add_argument("--val-batches", type=int, default=8)
+    ap.add_argument("--si-sdr-weight", type=float, default=0.01,
+                    help="weight of the band-limited SI-SDR loss term, per dB")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--seed", type=int, default=1)
@@ -197,7 +199,8 @@ def main():
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
         noisy, clean, cutoff = train_mix.batch(rng, args.batch)
-        loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff))
+        loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
+                                 args.si_sdr_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -212,7 +215,7 @@ def main():
                   f"lr {learning_rate(step, args):.2e} {rate:.2f} s/step", flush=True)
             window_loss = []
         if step % args.validate_every == 0 or step == args.steps:
-            val = validate(model, val_batches)
+            val = validate(model, val_batches, args.si_sdr_weight)
             history.append({"step": step, "val": val, "time": time.time()})
             print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
             if val < best:
