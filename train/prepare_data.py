@@ -14,6 +14,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 from multiprocessing import Pool
@@ -202,6 +203,11 @@ def main():
                     help="optional directory with extra full-band noise recordings (noise/*)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
+
+    missing = [tool for tool in ("apt-get", "dpkg-deb", "ffmpeg", "unzip") if not shutil.which(tool)]
+    if missing:
+        sys.exit(f"prepare_data.py: missing programs: {' '.join(missing)}; "
+                 "install them with: apt-get install ffmpeg unzip")
 
     pkg_root = fetch_packages(args.data, list(sources.SPEECH_PACKAGES) + list(sources.NOISE_PACKAGES))
     out_dir = os.path.join(args.data, "corpus")
