@@ -155,7 +155,7 @@ void drsn_bands_free(drsn_bands *bands);
 float drsn_bands_weight(const drsn_bands *bands, uint32_t band, uint32_t bin);
 
 /**
- * energy[b] = scale * sum_k weight[b][k] |X[k]|^2, where spectrum holds
+ * energy[b] = scale * sum_k weight[b][k] |X[k]|^2, where spectrum contains
  * bins interleaved (re, im) pairs. RT-safe.
  */
 void drsn_bands_energy(const drsn_bands *bands, const float *spectrum,
@@ -166,8 +166,8 @@ void drsn_bands_reset_running_mean(const drsn_bands *bands,
                                    float *running_mean);
 
 /**
- * Computes features[I][B] of one frame (design.md, Features): channel 0 is
- * (ln(energy + 1e-9) - mean) * scale; channel 1, when present, is the log
+ * Computes features[I][B] of one frame (design.md, Features). Channel 0 is
+ * (ln(energy + 1e-9) - mean) * scale. Channel 1, when present, is the log
  * energy minus running_mean[B], which this call updates first. RT-safe.
  */
 void drsn_bands_features(const drsn_bands *bands, const float *energy,

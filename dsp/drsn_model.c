@@ -257,7 +257,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
     return drsn_error_set(err, DRSN_ERR_INVALID_ARGUMENT,
                           "model '%.200s': NULL data or output pointer", name);
 
-  /* Magic and version first, so a foreign file gets the plainest answer. */
+  /* Magic and version first, so a foreign file gets the plainest message. */
   if (size < MODEL_MAGIC_BYTES) {
     if (size == 0 || memcmp(bytes, MODEL_MAGIC, size) == 0)
       return drsn_error_set(err, DRSN_ERR_MODEL_TRUNCATED,
