@@ -2,8 +2,8 @@
  * drsn.h: public API of the drsn-denoise engine.
  *
  * The engine turns noisy speech into cleaned speech with a causal Deep
- * Residual Shrinkage Network that runs on STFT frames. It knows nothing about
- * LV2, JACK or files: front ends feed it planar float buffers.
+ * Residual Shrinkage Network that runs on STFT frames. It has no LV2, JACK or
+ * file code: front ends feed it planar float buffers.
  *
  * Threading: a model is immutable once loaded and may be shared by any number
  * of engines and threads. An engine is used by one thread at a time. Functions

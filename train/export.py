@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def golden_signal(rate_hz, frames, hop):
-    """A deterministic mix of a gliding harmonic tone, noise bursts and a click."""
+    """Return a deterministic mix of a gliding harmonic tone, noise bursts and a click."""
     rng = np.random.default_rng(1234)
     n = frames * hop
     t = np.arange(n) / rate_hz

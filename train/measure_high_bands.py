@@ -6,7 +6,7 @@ Usage: /usr/bin/python3 train/measure_high_bands.py CHECKPOINT FILE...
 Most training speech stops below 12 kHz, and the loss ignores the bins above each clip's
 bandwidth, so the network never learned what full-band speech looks like up there. This prints,
 per band from 4 kHz up, the mean gain in dB over the speech frames (voice probability above
-0.5) of clean files, which tells whether the model strips the top octave of full-band speech.
+0.5) of clean files. It shows whether the model strips the top octave of full-band speech.
 """
 
 import argparse

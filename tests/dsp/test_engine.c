@@ -627,7 +627,7 @@ static void test_features_rate_independent(void **state)
     if (r == 0) {
       memcpy(ref, feat, sizeof ref);
     } else {
-      /* Band 10 holds 1 kHz; compare in ln-energy units. */
+      /* Band 10 is centred on 1 kHz. Compare in ln-energy units. */
       const float d = fabsf(feat[10] - ref[10]) / fabsf(scale[10]);
       if (d > 0.05f)
         print_error("rate %g: feature 10 is %g, at 48 kHz %g\n", rate,

@@ -135,7 +135,9 @@ static void check_spec(const mw_spec *spec)
         for (uint32_t b = 0; b < B; b++) {
           const float v = r[c * B + b];
           const float mag = fabsf(v) - tau > 0 ? fabsf(v) - tau : 0;
-          next[c * B + b] = cur[c * B + b] + (v < 0 ? -mag : v > 0 ? mag : 0);
+          /* sign(v) * mag; mag is 0 when v is 0 because tau >= 0. */
+          const float shrunk = v < 0 ? -mag : mag;
+          next[c * B + b] = cur[c * B + b] + shrunk;
         }
       }
     }
@@ -170,7 +172,7 @@ static void check_spec(const mw_spec *spec)
     print_error("KT %u KF %u blocks %u: worst error %g\n", KT, KF, nb, worst);
   assert_true(worst < 1e-4);
 
-  /* Reset gives the first frame's answer again. */
+  /* Reset gives the first frame's output again. */
   drsn_net_reset(net);
   drsn_net_forward(net, slot(&feat, 0), gains);
   drsn_net_copy_stem(net, got);

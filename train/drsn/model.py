@@ -1,6 +1,6 @@
 """PyTorch twin of the C engine: STFT, band features, causal DRSN and gain application.
 
-docs/design.md is the specification both sides implement; the golden-vector test holds them
+docs/design.md is the specification both sides implement; the golden-vector test keeps them
 to within 1e-4 of each other.
 """
 
@@ -159,7 +159,7 @@ class DRSN(nn.Module):
 
         Channel 0 is the normalised log band energy. Channel 1, when the model has one, is the
         log band energy minus its running mean over past frames, so that it tells how far each
-        band stands above its recent level."""
+        band is above its recent level."""
         power = spec.real ** 2 + spec.imag ** 2
         energy = torch.einsum("bk,nkt->ntb", self.weights, power)
         log_energy = torch.log(energy + ENERGY_EPSILON)
