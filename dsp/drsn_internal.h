@@ -36,6 +36,7 @@ drsn_status drsn_error_set(drsn_error *err, drsn_status status,
 #define DRSN_MODEL_MAX_HIDDEN 1024u
 #define DRSN_MODEL_MAX_DILATION 1024u
 #define DRSN_MODEL_MAX_RUNNING_MEAN_MS 60000u
+#define DRSN_MODEL_MAX_RECURRENT 1024u
 #define DRSN_MODEL_MAX_OVERLAP 16u     /* window_samples / hop_samples */
 #define DRSN_MODEL_MAX_WINDOW_MS 100u  /* window_samples / rate_hz */
 #define DRSN_MODEL_MAX_FILE_BYTES (64u << 20)
@@ -66,6 +67,7 @@ struct drsn_model {
   uint32_t running_mean_ms;  /**< 0: one input channel; else two */
   uint32_t input_channels;   /**< I: 2 when running_mean_ms > 0, else 1 */
   float running_mean_decay;  /**< per-frame decay of the running mean */
+  uint32_t recurrent_hidden; /**< R: width of the GRU; 0 in version 1 */
 
   float *band_centres_hz; /**< [B], strictly increasing */
   const float *feature_mean;  /**< [B] */
@@ -77,6 +79,16 @@ struct drsn_model {
   const float *gain_bias;     /**< [1] */
   const float *vad_weight;    /**< [1][C] */
   const float *vad_bias;      /**< [1] */
+  /* Recurrent layer, present when R > 0 (GRU gate order: reset, update,
+   * new, as in PyTorch). */
+  const float *rnn_in_weight;  /**< [R][C * B], reads h as [c][b] */
+  const float *rnn_in_bias;    /**< [R] */
+  const float *rnn_weight_ih;  /**< [3R][R] */
+  const float *rnn_weight_hh;  /**< [3R][R] */
+  const float *rnn_bias_ih;    /**< [3R] */
+  const float *rnn_bias_hh;    /**< [3R] */
+  const float *rnn_out_weight; /**< [B][R] */
+  const float *rnn_out_bias;   /**< [B] */
 
   float *storage; /**< every tensor's values, in the expected order */
   size_t storage_floats;
@@ -201,6 +213,12 @@ void drsn_net_copy_stem(const drsn_net *net, float *out);
 
 /** Copies the output of block i (h after the residual add) as [C][B]. */
 void drsn_net_copy_block(const drsn_net *net, uint32_t block, float *out);
+
+/** Width R of the recurrent layer; 0 when the model has none. */
+uint32_t drsn_net_recurrent_width(const drsn_net *net);
+
+/** Copies the recurrent state after the last frame as [R]. */
+void drsn_net_copy_recurrent(const drsn_net *net, float *out);
 
 /** Bytes of state one net keeps (history rings and scratch). */
 size_t drsn_net_state_bytes(const drsn_net *net);

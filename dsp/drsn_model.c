@@ -1,5 +1,6 @@
 /*
- * drsn_model.c: model file loader (format version 1, see docs/design.md).
+ * drsn_model.c: model file loader (format versions 1 and 2, see
+ * docs/design.md; version 2 adds the recurrent layer's width).
  *
  * Loading runs in two passes over the bytes. The first walks the structure
  * (header, then every tensor's name, shape and extent) so that a short file
@@ -20,7 +21,7 @@
 
 #define MODEL_MAGIC "DRSNMODL"
 #define MODEL_MAGIC_BYTES 8u
-#define MODEL_VERSION 1u
+#define MODEL_VERSION 2u /* the newest; version 1 is read too */
 #define MODEL_MAX_NAME_BYTES 255u
 #define MODEL_MAX_NDIM 4u
 /* The shortest tensor record: name length, 1-byte name, ndim, one dim. */
@@ -176,6 +177,17 @@ static size_t expected_tensors(const drsn_model *m, tensor_expected *e,
   expect(e, count, &floats, "gain.bias", 1, 1, 0, 0, 0);
   expect(e, count, &floats, "vad.weight", 2, 1, C, 0, 0);
   expect(e, count, &floats, "vad.bias", 1, 1, 0, 0, 0);
+  const uint32_t R = m->recurrent_hidden;
+  if (R > 0) {
+    expect(e, count, &floats, "rnn_in.weight", 2, R, C * B, 0, 0);
+    expect(e, count, &floats, "rnn_in.bias", 1, R, 0, 0, 0);
+    expect(e, count, &floats, "rnn.weight_ih", 2, 3 * R, R, 0, 0);
+    expect(e, count, &floats, "rnn.weight_hh", 2, 3 * R, R, 0, 0);
+    expect(e, count, &floats, "rnn.bias_ih", 1, 3 * R, 0, 0, 0);
+    expect(e, count, &floats, "rnn.bias_hh", 1, 3 * R, 0, 0, 0);
+    expect(e, count, &floats, "rnn_out.weight", 2, B, R, 0, 0);
+    expect(e, count, &floats, "rnn_out.bias", 1, B, 0, 0, 0);
+  }
   return floats;
 }
 
@@ -203,6 +215,16 @@ static void bind_weights(drsn_model *m, const tensor_expected *e)
   m->gain_bias = s + e[i++].storage_offset;
   m->vad_weight = s + e[i++].storage_offset;
   m->vad_bias = s + e[i++].storage_offset;
+  if (m->recurrent_hidden > 0) {
+    m->rnn_in_weight = s + e[i++].storage_offset;
+    m->rnn_in_bias = s + e[i++].storage_offset;
+    m->rnn_weight_ih = s + e[i++].storage_offset;
+    m->rnn_weight_hh = s + e[i++].storage_offset;
+    m->rnn_bias_ih = s + e[i++].storage_offset;
+    m->rnn_bias_hh = s + e[i++].storage_offset;
+    m->rnn_out_weight = s + e[i++].storage_offset;
+    m->rnn_out_bias = s + e[i++].storage_offset;
+  }
 }
 
 void drsn_model_free(drsn_model *model)
@@ -286,9 +308,9 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
     FAIL(DRSN_ERR_MODEL_TRUNCATED,
          "model '%.200s': data ends at byte %zu, inside the format version",
          name, size);
-  if (version != MODEL_VERSION)
+  if (version < 1 || version > MODEL_VERSION)
     FAIL(DRSN_ERR_MODEL_VERSION,
-         "model '%.200s': format version %u, expected %u", name, version,
+         "model '%.200s': format version %u, expected 1..%u", name, version,
          MODEL_VERSION);
 
   READ_FIELD(rate_hz);
@@ -343,6 +365,21 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   if (m->running_mean_ms > 0) {
     const double hop_s = (double)m->hop_samples / (double)m->rate_hz;
     m->running_mean_decay = (float)exp(-hop_s / (m->running_mean_ms / 1000.0));
+  }
+
+  if (version >= 2) {
+    READ_FIELD(recurrent_hidden);
+    if (m->recurrent_hidden > DRSN_MODEL_MAX_RECURRENT)
+      FAIL(DRSN_ERR_MODEL_HEADER,
+           "model '%.200s': recurrent_hidden %u is outside 0..%u", name,
+           m->recurrent_hidden, DRSN_MODEL_MAX_RECURRENT);
+    /* rnn_in reads all C * B activations of a frame. */
+    if ((uint64_t)m->recurrent_hidden * m->channels * m->band_count >
+        DRSN_MODEL_MAX_FILE_BYTES / 4)
+      FAIL(DRSN_ERR_MODEL_HEADER,
+           "model '%.200s': recurrent_hidden %u with %u channels and %u "
+           "bands needs more weights than a model file can hold",
+           name, m->recurrent_hidden, m->channels, m->band_count);
   }
 
   m->blocks = calloc(m->block_count ? m->block_count : 1, sizeof *m->blocks);
@@ -465,7 +502,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          stored_crc, crc);
 
   /* Pass 2: match the records against the tensors the header implies. */
-  const size_t expected_max = 8 + 8 * (size_t)m->block_count;
+  const size_t expected_max = 16 + 8 * (size_t)m->block_count;
   expected = calloc(expected_max, sizeof *expected);
   if (!expected)
     FAIL(DRSN_ERR_NO_MEMORY, "model '%.200s': out of memory", name);
@@ -625,9 +662,10 @@ double drsn_model_macs_per_frame(const drsn_model *m)
 {
   const double B = m->band_count, C = m->channels, H = m->attention_hidden;
   const double KT = m->kernel_time, KF = m->kernel_freq;
+  const double R = m->recurrent_hidden;
   return m->input_channels * C * KT * KF * B +
          m->block_count * (C * C * KT * KF * B + C * C * KF * B + 2 * C * H) +
-         C * B + C;
+         C * B + C + (R > 0 ? C * B * R + 6 * R * R + R * B : 0);
 }
 
 double drsn_model_macs_per_second(const drsn_model *model)

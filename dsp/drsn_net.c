@@ -6,7 +6,8 @@
  * on either side stay zero, so a frequency tap is a plain offset and the
  * inner loops run over contiguous bands, which gcc vectorises. Each
  * convolution input lives in a ring of its last (KT-1)*dilation + 1 frames;
- * the layer before writes straight into the next ring slot.
+ * the layer before writes straight into the next ring slot. The optional
+ * gated recurrent unit keeps its hidden state between frames.
  */
 #include "drsn_internal.h"
 
@@ -35,6 +36,11 @@ struct drsn_net {
   float *hidden;       /**< [H] */
   float *tau;          /**< [C] */
   float *u_mean;       /**< [C] */
+  uint32_t R;          /**< recurrent width, 0 without the GRU */
+  float *rnn_x;        /**< [R] GRU input */
+  float *rnn_h;        /**< [R] GRU state, kept between frames */
+  float *rnn_gi;       /**< [3R] input gate sums */
+  float *rnn_gh;       /**< [3R] state gate sums */
   const float **taps;  /**< [KT] frame pointers */
   size_t state_bytes;
 };
@@ -141,6 +147,7 @@ drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
   net->H = model->attention_hidden;
   net->KT = model->kernel_time;
   net->KF = model->kernel_freq;
+  net->R = model->recurrent_hidden;
 
   const size_t row = (size_t)net->C * net->Bp;
   size_t bytes = sizeof *net;
@@ -161,11 +168,17 @@ drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
   net->tau = calloc(net->C, sizeof(float));
   net->u_mean = calloc(net->C, sizeof(float));
   net->taps = calloc(net->KT, sizeof *net->taps);
-  bytes += (3 * row + 3 * net->C + net->H) * sizeof(float) +
+  const size_t R = net->R ? net->R : 1;
+  net->rnn_x = calloc(R, sizeof(float));
+  net->rnn_h = calloc(R, sizeof(float));
+  net->rnn_gi = calloc(3 * R, sizeof(float));
+  net->rnn_gh = calloc(3 * R, sizeof(float));
+  bytes += (3 * row + 3 * net->C + net->H + 8 * R) * sizeof(float) +
            net->KT * sizeof *net->taps;
   net->state_bytes = bytes;
   if (!ok || !net->h_out || !net->a || !net->r || !net->mean_abs ||
-      !net->hidden || !net->tau || !net->u_mean || !net->taps) {
+      !net->hidden || !net->tau || !net->u_mean || !net->taps ||
+      !net->rnn_x || !net->rnn_h || !net->rnn_gi || !net->rnn_gh) {
     drsn_net_destroy(net);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for the network state");
@@ -191,6 +204,10 @@ void drsn_net_destroy(drsn_net *net)
   free(net->tau);
   free(net->u_mean);
   free(net->taps);
+  free(net->rnn_x);
+  free(net->rnn_h);
+  free(net->rnn_gi);
+  free(net->rnn_gh);
   free(net);
 }
 
@@ -207,6 +224,7 @@ void drsn_net_reset(drsn_net *net)
   for (uint32_t i = 0; i < net->model->block_count; i++)
     ring_clear(&net->block_in[i]);
   memset(net->h_out, 0, row * sizeof(float));
+  memset(net->rnn_h, 0, (net->R ? net->R : 1) * sizeof(float));
 }
 
 size_t drsn_net_state_bytes(const drsn_net *net)
@@ -250,6 +268,62 @@ static void shrink(const drsn_net *net, const drsn_block_weights *w)
       const float excess = fabsf(r[b]) - tau;
       r[b] = excess > 0.0f ? copysignf(excess, r[b]) : 0.0f;
     }
+  }
+}
+
+/** y[i] = bias[i] + sum_j w[i][j] x[j] for i < rows, j < cols. */
+static void dense(const float *restrict w, const float *restrict bias,
+                  const float *restrict x, uint32_t rows, uint32_t cols,
+                  float *restrict y)
+{
+  for (size_t i = 0; i < rows; i++) {
+    const float *restrict row = w + i * cols;
+    float acc = 0.0f;
+    for (size_t j = 0; j < cols; j++)
+      acc += row[j] * x[j];
+    y[i] = bias[i] + acc;
+  }
+}
+
+/**
+ * The recurrent path: x = relu(rnn_in(relu(h))), one GRU step on x, and
+ * rnn_out of the new state added to the gain logits[B].
+ */
+static void recurrent(drsn_net *net, float *logits)
+{
+  const drsn_model *m = net->model;
+  const uint32_t B = net->B, Bp = net->Bp, P = net->P, C = net->C, R = net->R;
+
+  for (size_t i = 0; i < R; i++) {
+    const float *restrict w = m->rnn_in_weight + i * (size_t)C * B;
+    float acc = m->rnn_in_bias[i];
+    for (size_t c = 0; c < C; c++) {
+      const float *restrict hc = net->h_out + c * Bp + P;
+      const float *restrict wc = w + c * B;
+      float part = 0.0f;
+      for (size_t b = 0; b < B; b++)
+        part += wc[b] * (hc[b] > 0.0f ? hc[b] : 0.0f);
+      acc += part;
+    }
+    net->rnn_x[i] = acc > 0.0f ? acc : 0.0f;
+  }
+
+  dense(m->rnn_weight_ih, m->rnn_bias_ih, net->rnn_x, 3 * R, R, net->rnn_gi);
+  dense(m->rnn_weight_hh, m->rnn_bias_hh, net->rnn_h, 3 * R, R, net->rnn_gh);
+  for (size_t i = 0; i < R; i++) {
+    const float reset = sigmoidf(net->rnn_gi[i] + net->rnn_gh[i]);
+    const float update = sigmoidf(net->rnn_gi[R + i] + net->rnn_gh[R + i]);
+    const float candidate =
+        tanhf(net->rnn_gi[2 * R + i] + reset * net->rnn_gh[2 * R + i]);
+    net->rnn_h[i] = (1.0f - update) * candidate + update * net->rnn_h[i];
+  }
+
+  for (size_t b = 0; b < B; b++) {
+    const float *restrict w = m->rnn_out_weight + b * R;
+    float acc = m->rnn_out_bias[b];
+    for (size_t i = 0; i < R; i++)
+      acc += w[i] * net->rnn_h[i];
+    logits[b] += acc;
   }
 }
 
@@ -307,6 +381,8 @@ float drsn_net_forward(drsn_net *net, const float *features, float *gains)
     }
     voice_acc += m->vad_weight[c] * (sum / (float)B);
   }
+  if (net->R > 0)
+    recurrent(net, gains);
   for (uint32_t b = 0; b < B; b++)
     gains[b] = sigmoidf(gains[b]);
   return sigmoidf(voice_acc);
@@ -336,4 +412,15 @@ void drsn_net_copy_block(const drsn_net *net, uint32_t block, float *out)
             block + 1 < n ? ring_current(&net->block_in[block + 1])
                           : net->h_out,
             out);
+}
+
+void drsn_net_copy_recurrent(const drsn_net *net, float *out)
+{
+  if (net->R > 0)
+    memcpy(out, net->rnn_h, net->R * sizeof(float));
+}
+
+uint32_t drsn_net_recurrent_width(const drsn_net *net)
+{
+  return net->R;
 }

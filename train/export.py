@@ -51,11 +51,16 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "default.drsn"))
     ap.add_argument("--golden", default=os.path.join(ROOT, "tests", "data", "golden.bin"))
     ap.add_argument("--golden-frames", type=int, default=64)
+    ap.add_argument("--recurrent", type=int, default=0,
+                    help="with 'random': width of the recurrent layer (0 for none)")
     args = ap.parse_args()
 
     if args.checkpoint == "random":
         torch.manual_seed(0)
-        model = DRSN(Config(running_mean_ms=1000))
+        model = DRSN(Config(running_mean_ms=1000, recurrent_hidden=args.recurrent))
+        if args.recurrent:
+            torch.nn.init.uniform_(model.rnn_out.weight, -0.3, 0.3)
+            torch.nn.init.uniform_(model.rnn_out.bias, -0.3, 0.3)
         model.feature_mean.fill_(-8.0)
         model.feature_scale.fill_(0.25)
         # Give the BatchNorm layers non-trivial statistics so that folding is exercised.

@@ -150,6 +150,10 @@ def main():
     ap.add_argument("--channels", type=int, default=16)
     ap.add_argument("--running-mean-ms", type=int, default=1000,
                     help="time constant of the running-mean input channel in ms; 0 disables it")
+    ap.add_argument("--recurrent", type=int, default=0,
+                    help="width of the recurrent layer after the blocks; 0 for none")
+    ap.add_argument("--init-from", default=None,
+                    help="start a new run from this checkpoint's weights (layers it lacks start fresh)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-every", type=int, default=100)
     ap.add_argument("--validate-every", type=int, default=500)
@@ -168,7 +172,8 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     last_path = os.path.join(run_dir, "last.pt")
 
-    cfg = Config(channels=args.channels, attention_hidden=args.channels, running_mean_ms=args.running_mean_ms)
+    cfg = Config(channels=args.channels, attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
+                 recurrent_hidden=args.recurrent)
     model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     train_mix = Mixer(corpus, "train", seconds=args.seconds)
@@ -185,9 +190,17 @@ def main():
         print(f"resumed {run_dir} at step {step}", flush=True)
     else:
         rng = np.random.default_rng(args.seed)
-        mean, scale = feature_statistics(model, train_mix, rng)
-        model.feature_mean.copy_(mean)
-        model.feature_scale.copy_(scale)
+        if args.init_from:
+            start = torch.load(args.init_from, map_location="cpu")["model"]
+            missing, unexpected = model.load_state_dict(start, strict=False)
+            if unexpected:
+                sys.exit(f"{args.init_from}: layers this network lacks: {', '.join(unexpected)}")
+            print(f"initialised from {args.init_from}; new layers: {', '.join(missing) or 'none'}",
+                  flush=True)
+        else:
+            mean, scale = feature_statistics(model, train_mix, rng)
+            model.feature_mean.copy_(mean)
+            model.feature_scale.copy_(scale)
         print(f"training {run_dir}: {sum(p.numel() for p in model.parameters())} parameters, "
               f"{model.macs_per_frame() * cfg.rate_hz / cfg.hop_samples / 1e6:.1f} M MAC/s, "
               f"speech {train_mix.speech.seconds / 3600:.2f} h, noise {train_mix.noise.seconds / 3600:.2f} h",

@@ -195,7 +195,8 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   const uint32_t KT = s->kernel_time, KF = s->kernel_freq;
 
   put_bytes(&b, f->magic ? f->magic : "DRSNMODL", 8);
-  put_u32(&b, f->version ? f->version : 1);
+  const uint32_t R = s->recurrent_hidden;
+  put_u32(&b, f->version ? f->version : R ? 2 : 1);
   put_u32(&b, s->rate_hz);
   put_u32(&b, s->window_samples);
   put_u32(&b, s->hop_samples);
@@ -206,12 +207,14 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   put_u32(&b, KF);
   put_u32(&b, H);
   put_u32(&b, s->running_mean_ms);
+  if (R)
+    put_u32(&b, R);
   for (uint32_t i = 0; i < s->block_count; i++)
     put_u32(&b, s->dilations[i]);
   for (uint32_t i = 0; i < B; i++)
     put_f32(&b, s->band_centres_hz[i]);
 
-  const size_t max_tensors = 8 + 8 * (size_t)s->block_count;
+  const size_t max_tensors = 16 + 8 * (size_t)s->block_count;
   mw_tensor *t = calloc(max_tensors, sizeof *t);
   if (!t) {
     free(b.data);
@@ -246,6 +249,16 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   add(t, &n, "gain.bias", 1, 1, 0, 0, 0, 0, 3);
   add(t, &n, "vad.weight", 2, 1, C, 0, 0, C, 0);
   add(t, &n, "vad.bias", 1, 1, 0, 0, 0, 0, 0);
+  if (R) {
+    add(t, &n, "rnn_in.weight", 2, R, C * B, 0, 0, C * B, 0);
+    add(t, &n, "rnn_in.bias", 1, R, 0, 0, 0, 0, 0);
+    add(t, &n, "rnn.weight_ih", 2, 3 * R, R, 0, 0, R, 0);
+    add(t, &n, "rnn.weight_hh", 2, 3 * R, R, 0, 0, R, 0);
+    add(t, &n, "rnn.bias_ih", 1, 3 * R, 0, 0, 0, 0, 0);
+    add(t, &n, "rnn.bias_hh", 1, 3 * R, 0, 0, 0, 0, 0);
+    add(t, &n, "rnn_out.weight", 2, B, R, 0, 0, R, 0);
+    add(t, &n, "rnn_out.bias", 1, B, 0, 0, 0, 0, 0);
+  }
 
   uint32_t written = 0;
   for (size_t i = 0; i < n; i++) {

@@ -24,7 +24,7 @@
 
 #define TOLERANCE 1e-4
 /* u32 header fields after the magic, version included. */
-#define GOLDEN_FIELDS 10
+#define GOLDEN_FIELDS 11
 
 /* The environment variables of the same names override the built-in paths, so the training
  * smoke test can check a freshly exported model. */
@@ -36,7 +36,8 @@ static const char *path_setting(const char *name, const char *fallback)
 
 typedef struct {
   uint32_t version, rate_hz, window_samples, hop_samples, band_count,
-      channels, block_count, input_channels, frame_count, sample_count;
+      channels, block_count, input_channels, frame_count, sample_count,
+      recurrent_hidden;
   float *signal;
   float *table; /**< [frame_count][per_frame] */
   size_t per_frame;
@@ -96,10 +97,10 @@ static void load_golden(golden *g)
   uint32_t *fields = &g->version;
   for (int i = 0; i < GOLDEN_FIELDS; i++)
     fields[i] = le32(data + 8 + 4 * i);
-  assert_int_equal(g->version, 1);
+  assert_int_equal(g->version, 2);
   g->per_frame = g->band_count * ((size_t)g->input_channels + 1) +
                  (size_t)g->channels * g->band_count * (1 + g->block_count) +
-                 1;
+                 g->recurrent_hidden + 1;
   const size_t floats =
       g->sample_count + (size_t)g->frame_count * g->per_frame;
   assert_int_equal(size, header + 4 * floats);
@@ -150,18 +151,20 @@ static void test_golden_vectors(void **state)
   assert_int_equal(g.channels, m->channels);
   assert_int_equal(g.block_count, m->block_count);
   assert_int_equal(g.input_channels, m->input_channels);
+  assert_int_equal(g.recurrent_hidden, m->recurrent_hidden);
   assert_true((size_t)g.frame_count * g.hop_samples <= g.sample_count);
 
   drsn_engine *e = NULL;
   assert_int_equal(drsn_engine_create(m, g.rate_hz, 1, &e, &err), DRSN_OK);
   const uint32_t B = g.band_count, C = g.channels, nb = g.block_count;
+  const uint32_t R = g.recurrent_hidden;
   float *out = malloc(g.hop_samples * sizeof(float));
-  float *act = malloc((size_t)C * B * sizeof(float));
+  float *act = malloc(((size_t)C * B > R ? (size_t)C * B : R) * sizeof(float));
   assert_non_null(out);
   assert_non_null(act);
 
-  layer_error layers[3 + 64 + 1];
-  const size_t n_layers = 4 + nb;
+  layer_error layers[5 + 64];
+  const size_t n_layers = 5 + nb;
   char names[64][24];
   memset(layers, 0, sizeof layers);
   layers[0].name = "features";
@@ -170,8 +173,9 @@ static void test_golden_vectors(void **state)
     snprintf(names[i], sizeof names[i], "blocks.%u", i);
     layers[2 + i].name = names[i];
   }
-  layers[2 + nb].name = "gains";
-  layers[3 + nb].name = "voice";
+  layers[2 + nb].name = "recurrent";
+  layers[3 + nb].name = "gains";
+  layers[4 + nb].name = "voice";
 
   for (uint32_t t = 0; t < g.frame_count; t++) {
     /* Frame t is analysed after input sample (t + 1) * hop - 1. */
@@ -193,10 +197,13 @@ static void test_golden_vectors(void **state)
       compare(&layers[2 + i], t, act, row, (size_t)C * B);
       row += (size_t)C * B;
     }
-    compare(&layers[2 + nb], t, drsn_engine_gains(e, 0), row, B);
+    drsn_net_copy_recurrent(net, act);
+    compare(&layers[2 + nb], t, act, row, R);
+    row += R;
+    compare(&layers[3 + nb], t, drsn_engine_gains(e, 0), row, B);
     row += B;
     const float voice = drsn_engine_net_voice(e, 0);
-    compare(&layers[3 + nb], t, &voice, row, 1);
+    compare(&layers[4 + nb], t, &voice, row, 1);
   }
 
   int ok = 1;

@@ -222,6 +222,83 @@ static void test_truncated_everywhere(void **state)
   free(data);
 }
 
+/** Loads data and expects status with needle in the message. */
+static void expect_load(const unsigned char *data, size_t size,
+                        drsn_status expected, const char *needle)
+{
+  drsn_error err;
+  memset(&err, 0, sizeof err);
+  const drsn_status s = load(data, size, &err);
+  if (s != expected || !strstr(err.message, needle))
+    print_error("status %d (want %d), message: %s\n", s, expected,
+                err.message);
+  assert_int_equal(s, expected);
+  assert_non_null(strstr(err.message, NAME));
+  assert_non_null(strstr(err.message, needle));
+}
+
+/* Format version 2: the recurrent_hidden field and the GRU tensors. */
+static void test_recurrent_model(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  unsigned char *data;
+  size_t size;
+  drsn_error err;
+  drsn_model *m = NULL;
+
+  mw_default_spec(&spec);
+  spec.recurrent_hidden = 80;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(drsn_model_load_memory(data, size, NAME, &m, &err),
+                   DRSN_OK);
+  assert_int_equal(m->recurrent_hidden, 80);
+  /* design.md: C*B*R + 6*R^2 + R*B on top of the version 1 count. */
+  const double base = 2 * 16.0 * 2 * 3 * 32 +
+                      4 * (16.0 * 16 * 2 * 3 * 32 + 16.0 * 16 * 3 * 32 +
+                           2 * 16 * 16) +
+                      16 * 32 + 16;
+  const double extra = 16.0 * 32 * 80 + 6.0 * 80 * 80 + 80.0 * 32;
+  assert_true(fabs(drsn_model_macs_per_frame(m) - (base + extra)) < 0.5);
+  assert_true(drsn_model_macs_per_second(m) < 40e6);
+  drsn_model_free(m);
+
+  /* Cut anywhere, the file is reported as truncated. */
+  for (size_t cut = 0; cut < size; cut += cut < 200 ? 1 : 4099)
+    expect_load(data, cut, DRSN_ERR_MODEL_TRUNCATED, NAME);
+  free(data);
+
+  /* recurrent_hidden (the u32 after running_mean_ms) out of range. */
+  mw_small_spec(&spec);
+  spec.recurrent_hidden = 1025;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "recurrent_hidden 1025");
+  free(data);
+
+  /* A GRU tensor with the wrong shape, or missing. */
+  mw_small_spec(&spec);
+  spec.recurrent_hidden = 6;
+  mw_faults f = {.fault = MW_FAULT_RESHAPE,
+                 .tensor = "rnn.weight_hh",
+                 .reshape_ndim = 2,
+                 .reshape_dims = {18, 5}};
+  assert_int_equal(mw_build(&spec, &f, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_TENSOR, "'rnn.weight_hh' has shape [18,5], expected [18,6]");
+  free(data);
+  mw_faults omit = {.fault = MW_FAULT_OMIT, .tensor = "rnn_out.bias"};
+  assert_int_equal(mw_build(&spec, &omit, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_TENSOR, "'rnn_out.bias' is missing");
+  free(data);
+
+  /* GRU tensors in a version 1 file are unknown there. */
+  mw_faults v1 = {.version = 1};
+  mw_small_spec(&spec);
+  spec.recurrent_hidden = 6;
+  assert_int_equal(mw_build(&spec, &v1, &data, &size), 0);
+  assert_true(load(data, size, &err) != DRSN_OK);
+  free(data);
+}
+
 static void test_wrong_magic(void **state)
 {
   (void)state;
@@ -236,8 +313,10 @@ static void test_wrong_magic(void **state)
 static void test_wrong_version(void **state)
 {
   (void)state;
-  mw_faults f = {.version = 2};
-  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 2");
+  mw_faults f = {.version = 3};
+  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 3");
+  f.version = 0xFFFFFFFFu;
+  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 4294967295");
 }
 
 static void test_bad_header(void **state)
@@ -427,6 +506,7 @@ int main(void)
       cmocka_unit_test(test_truncated_everywhere),
       cmocka_unit_test(test_wrong_magic),
       cmocka_unit_test(test_wrong_version),
+      cmocka_unit_test(test_recurrent_model),
       cmocka_unit_test(test_bad_header),
       cmocka_unit_test(test_wrong_shape),
       cmocka_unit_test(test_missing_tensor),

@@ -91,6 +91,9 @@ static void check_spec(const mw_spec *spec)
   float *gains = calloc(B, sizeof(float));
   float *ref_gains = calloc(B, sizeof(float));
   history a_hist = {C, B, a};
+  const uint32_t R = m->recurrent_hidden;
+  float *state = calloc(R ? R : 1, sizeof(float));
+  float *got_state = calloc(R ? R : 1, sizeof(float));
 
   uint32_t seed = 99;
   double worst = 0.0;
@@ -150,8 +153,44 @@ static void check_spec(const mw_spec *spec)
         g += (double)m->gain_weight[c] * u;
         vacc += (double)m->vad_weight[c] * u / B;
       }
-      ref_gains[b] = sig((float)g);
+      ref_gains[b] = (float)g;
     }
+    /* GRU, as PyTorch defines it (gates reset, update, new). */
+    if (R) {
+      float x[1024], next_state[1024];
+      for (uint32_t i = 0; i < R; i++) {
+        double s = m->rnn_in_bias[i];
+        for (size_t k = 0; k < (size_t)C * B; k++)
+          s += (double)m->rnn_in_weight[i * (size_t)C * B + k] *
+               (hl[k] > 0 ? hl[k] : 0);
+        x[i] = s > 0 ? (float)s : 0.0f;
+      }
+      for (uint32_t i = 0; i < R; i++) {
+        double gi[3], gh[3];
+        for (uint32_t g = 0; g < 3; g++) {
+          const size_t row = (size_t)(g * R + i) * R;
+          gi[g] = m->rnn_bias_ih[g * R + i];
+          gh[g] = m->rnn_bias_hh[g * R + i];
+          for (uint32_t j = 0; j < R; j++) {
+            gi[g] += (double)m->rnn_weight_ih[row + j] * x[j];
+            gh[g] += (double)m->rnn_weight_hh[row + j] * state[j];
+          }
+        }
+        const double reset = 1.0 / (1.0 + exp(-(gi[0] + gh[0])));
+        const double update = 1.0 / (1.0 + exp(-(gi[1] + gh[1])));
+        const double cand = tanh(gi[2] + reset * gh[2]);
+        next_state[i] = (float)((1.0 - update) * cand + update * state[i]);
+      }
+      memcpy(state, next_state, R * sizeof(float));
+      for (uint32_t b = 0; b < B; b++) {
+        double s = m->rnn_out_bias[b];
+        for (uint32_t j = 0; j < R; j++)
+          s += (double)m->rnn_out_weight[(size_t)b * R + j] * state[j];
+        ref_gains[b] += (float)s;
+      }
+    }
+    for (uint32_t b = 0; b < B; b++)
+      ref_gains[b] = sig(ref_gains[b]);
     const float ref_voice = sig((float)vacc);
 
     /* Engine network. */
@@ -164,6 +203,9 @@ static void check_spec(const mw_spec *spec)
       for (size_t k = 0; k < (size_t)C * B; k++)
         worst = fmax(worst, fabs(got[k] - slot(&hin[i + 1], t)[k]));
     }
+    drsn_net_copy_recurrent(net, got_state);
+    for (uint32_t i = 0; i < R; i++)
+      worst = fmax(worst, fabs(got_state[i] - state[i]));
     for (uint32_t b = 0; b < B; b++)
       worst = fmax(worst, fabs(gains[b] - ref_gains[b]));
     worst = fmax(worst, fabs(voice - ref_voice));
@@ -171,6 +213,7 @@ static void check_spec(const mw_spec *spec)
   if (worst >= 1e-4)
     print_error("KT %u KF %u blocks %u: worst error %g\n", KT, KF, nb, worst);
   assert_true(worst < 1e-4);
+  assert_int_equal(drsn_net_recurrent_width(net), R);
 
   /* Reset gives the first frame's output again. */
   drsn_net_reset(net);
@@ -188,6 +231,8 @@ static void check_spec(const mw_spec *spec)
   free(got);
   free(gains);
   free(ref_gains);
+  free(state);
+  free(got_state);
   drsn_net_destroy(net);
   drsn_model_free(m);
 }
@@ -197,6 +242,20 @@ static void test_default_shapes(void **state)
   (void)state;
   mw_spec spec;
   mw_default_spec(&spec);
+  check_spec(&spec);
+}
+
+/** The default shapes with a recurrent layer, and a small one. */
+static void test_recurrent(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  mw_default_spec(&spec);
+  spec.recurrent_hidden = 80;
+  check_spec(&spec);
+  mw_small_spec(&spec);
+  spec.recurrent_hidden = 5;
+  spec.block_count = 0;
   check_spec(&spec);
 }
 
@@ -229,6 +288,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_default_shapes),
       cmocka_unit_test(test_other_kernels),
+      cmocka_unit_test(test_recurrent),
   };
   return cmocka_run_group_tests_name("dsp_net", tests, NULL, NULL);
 }

@@ -20,7 +20,8 @@ ENERGY_EPSILON = 1e-9
 class Config:
     def __init__(self, rate_hz=48000, window_samples=960, hop_samples=480,
                  band_centres_hz=None, channels=16, dilations=(1, 2, 4, 8),
-                 kernel_time=2, kernel_freq=3, attention_hidden=16, running_mean_ms=0):
+                 kernel_time=2, kernel_freq=3, attention_hidden=16, running_mean_ms=0,
+                 recurrent_hidden=0):
         self.rate_hz = rate_hz
         self.window_samples = window_samples
         self.hop_samples = hop_samples
@@ -33,6 +34,9 @@ class Config:
         # Time constant of the running mean of the log band energies that feeds the second
         # input channel (level relative to the recent past); 0 means a single input channel.
         self.running_mean_ms = running_mean_ms
+        # Width of the gated recurrent unit that reads the last block's output of each frame
+        # and corrects the gain logits; 0 means no recurrent layer.
+        self.recurrent_hidden = recurrent_hidden
 
     @property
     def input_channels(self):
@@ -141,6 +145,15 @@ class DRSN(nn.Module):
         self.gain = nn.Conv2d(c, 1, 1)
         self.vad = nn.Linear(c, 1)
         nn.init.constant_(self.gain.bias, 2.0)
+        r = cfg.recurrent_hidden
+        if r > 0:
+            self.rnn_in = nn.Linear(c * cfg.band_count, r)
+            self.rnn = nn.GRU(r, r, batch_first=True)
+            self.rnn_out = nn.Linear(r, cfg.band_count)
+            # Zero output so that a network trained without the recurrent path starts from
+            # the same gains.
+            nn.init.zeros_(self.rnn_out.weight)
+            nn.init.zeros_(self.rnn_out.bias)
 
         self.register_buffer("window", sqrt_hann(cfg.window_samples))
         self.register_buffer("weights", band_weights(cfg.band_centres_hz, cfg.window_samples, cfg.rate_hz))
@@ -184,7 +197,15 @@ class DRSN(nn.Module):
             if trace is not None:
                 trace.append(h)
         u = F.relu(h)
-        gains = torch.sigmoid(self.gain(u)).squeeze(1)
+        logits = self.gain(u).squeeze(1)
+        if self.cfg.recurrent_hidden > 0:
+            n, c, t, b = u.shape
+            z = F.relu(self.rnn_in(u.permute(0, 2, 1, 3).reshape(n, t, c * b)))
+            s, _ = self.rnn(z)
+            if trace is not None:
+                trace.append(s.permute(0, 2, 1).unsqueeze(-1))   # [N, R, T, 1]
+            logits = logits + self.rnn_out(s)
+        gains = torch.sigmoid(logits)
         voice = torch.sigmoid(self.vad(u.mean(dim=3).permute(0, 2, 1))).squeeze(-1)
         return gains, voice
 
@@ -201,7 +222,10 @@ class DRSN(nn.Module):
         cfg = self.cfg
         c, b, kt, kf, h = cfg.channels, cfg.band_count, cfg.kernel_time, cfg.kernel_freq, cfg.attention_hidden
         per_block = c * c * kt * kf * b + c * c * kf * b + 2 * c * h
-        return cfg.input_channels * c * kt * kf * b + len(cfg.dilations) * per_block + c * b + c
+        r = cfg.recurrent_hidden
+        recurrent = c * b * r + 6 * r * r + r * b if r > 0 else 0
+        return (cfg.input_channels * c * kt * kf * b + len(cfg.dilations) * per_block + c * b + c
+                + recurrent)
 
 
 def fold_bn_conv(conv, bn):
@@ -224,4 +248,10 @@ def folded_tensors(model):
         t[p + "fc2.weight"], t[p + "fc2.bias"] = blk.fc2.weight.detach(), blk.fc2.bias.detach()
     t["gain.weight"], t["gain.bias"] = model.gain.weight.detach(), model.gain.bias.detach()
     t["vad.weight"], t["vad.bias"] = model.vad.weight.detach(), model.vad.bias.detach()
+    if model.cfg.recurrent_hidden > 0:
+        t["rnn_in.weight"], t["rnn_in.bias"] = model.rnn_in.weight, model.rnn_in.bias
+        # PyTorch's GRU gate order: reset, update, new.
+        t["rnn.weight_ih"], t["rnn.weight_hh"] = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+        t["rnn.bias_ih"], t["rnn.bias_hh"] = model.rnn.bias_ih_l0, model.rnn.bias_hh_l0
+        t["rnn_out.weight"], t["rnn_out.bias"] = model.rnn_out.weight, model.rnn_out.bias
     return {k: v.detach().float().contiguous() for k, v in t.items()}

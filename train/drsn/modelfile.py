@@ -7,16 +7,20 @@ import numpy as np
 import torch
 
 MODEL_MAGIC = b"DRSNMODL"
-MODEL_VERSION = 1
+MODEL_VERSION = 2     # version 1 files, without recurrent_hidden, are still read
 GOLDEN_MAGIC = b"DRSNGOLD"
-GOLDEN_VERSION = 1
+GOLDEN_VERSION = 2
 
 
 def model_bytes(cfg, tensors):
     out = bytearray(MODEL_MAGIC)
-    out += struct.pack("<11I", MODEL_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
+    # A model without the recurrent layer is written as version 1, which older engines read.
+    version = MODEL_VERSION if cfg.recurrent_hidden else 1
+    out += struct.pack("<11I", version, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
                        cfg.band_count, cfg.channels, len(cfg.dilations), cfg.kernel_time,
                        cfg.kernel_freq, cfg.attention_hidden, cfg.running_mean_ms)
+    if version >= 2:
+        out += struct.pack("<I", cfg.recurrent_hidden)
     out += struct.pack(f"<{len(cfg.dilations)}I", *cfg.dilations)
     out += struct.pack(f"<{cfg.band_count}f", *cfg.band_centres_hz)
     out += struct.pack("<I", len(tensors))
@@ -49,12 +53,12 @@ def write_golden(path, model, signal):
     gains, voice = model.network(feat, trace)
     frames = feat.shape[2]
     out = bytearray(GOLDEN_MAGIC)
-    out += struct.pack("<10I", GOLDEN_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
+    out += struct.pack("<11I", GOLDEN_VERSION, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
                        cfg.band_count, cfg.channels, len(cfg.dilations), cfg.input_channels, frames,
-                       x.shape[1])
+                       x.shape[1], cfg.recurrent_hidden)
     out += x.numpy().astype("<f4").tobytes()
     per_frame = [feat[0].permute(1, 0, 2).reshape(frames, -1)]  # [T, input_channels * B]
-    for h in trace:                                           # [1, C, T, B] -> [T, C*B]
+    for h in trace:          # [1, C, T, B] -> [T, C*B]; the recurrent state [1, R, T, 1] -> [T, R]
         per_frame.append(h[0].permute(1, 0, 2).reshape(frames, -1))
     per_frame += [gains[0], voice[0].reshape(frames, 1)]
     table = torch.cat(per_frame, dim=1).numpy().astype("<f4")
