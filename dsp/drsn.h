@@ -68,8 +68,21 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
                                    const char *name, drsn_model **out,
                                    drsn_error *err);
 
-/** Loads the model compiled into the library. */
+/** Loads the default model compiled into the library. */
 drsn_status drsn_model_load_default(drsn_model **out, drsn_error *err);
+
+/**
+ * Names of the models compiled into the library, ending with NULL:
+ * "default" (20 ms latency at 48 kHz), then "low-latency" (10 ms).
+ */
+const char *const *drsn_model_builtin_names(void);
+
+/**
+ * Loads a built-in model by name. An unknown name gives
+ * DRSN_ERR_INVALID_ARGUMENT and a message that lists the built-in names.
+ */
+drsn_status drsn_model_load_builtin(const char *name, drsn_model **out,
+                                    drsn_error *err);
 
 /** Frees a model. Every engine made from it must be destroyed first. */
 void drsn_model_free(drsn_model *model);

@@ -75,7 +75,9 @@ static void print_help(FILE *stream) {
           "                        0 disables suppression, so the output equals the\n"
           "                        input up to float rounding in the STFT (exactly\n"
           "                        for 8- and 16-bit PCM)\n"
-          "  -m, --model FILE      use this model file instead of the built-in one\n"
+          "  -m, --model MODEL     a built-in model, 'default' (20 ms latency at\n"
+          "                        48 kHz) or 'low-latency' (10 ms), or a model file;\n"
+          "                        write ./NAME for a file named like a built-in one\n"
           "      --link            share one gain between channels (default)\n"
           "      --no-link         denoise every channel on its own\n"
           "  -F, --format NAME     output container (opus is Ogg Opus), one of\n",
@@ -209,6 +211,15 @@ static int parse_options(int argc, char **argv, cli_options *cli) {
   return 0;
 }
 
+static int is_builtin_model(const char *name) {
+  for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
+    if (strcmp(name, *builtin) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static drsn_model *load_model(const char *path) {
   struct stat path_stat;
   if (path && stat(path, &path_stat) == 0 && S_ISDIR(path_stat.st_mode)) {
@@ -219,8 +230,14 @@ static drsn_model *load_model(const char *path) {
   drsn_model *model = NULL;
   drsn_error error;
   memset(&error, 0, sizeof error);
-  drsn_status status = path ? drsn_model_load_file(path, &model, &error)
-                            : drsn_model_load_default(&model, &error);
+  drsn_status status;
+  if (!path) {
+    status = drsn_model_load_default(&model, &error);
+  } else if (is_builtin_model(path)) {
+    status = drsn_model_load_builtin(path, &model, &error);
+  } else {
+    status = drsn_model_load_file(path, &model, &error);
+  }
   if (status != DRSN_OK) {
     /* The engine's messages start with "model '<name>': ". */
     if (error.message[0]) {

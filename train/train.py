@@ -148,6 +148,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each training crop")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--channels", type=int, default=16)
+    ap.add_argument("--window", type=int, default=960, help="analysis window in samples at 48 kHz")
+    ap.add_argument("--hop", type=int, default=480, help="hop in samples at 48 kHz")
+    ap.add_argument("--dilations", default="1,2,4,8",
+                    help="time dilation of each residual shrinkage block, comma-separated")
     ap.add_argument("--running-mean-ms", type=int, default=1000,
                     help="time constant of the running-mean input channel in ms; 0 disables it")
     ap.add_argument("--recurrent", type=int, default=0,
@@ -172,8 +176,10 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     last_path = os.path.join(run_dir, "last.pt")
 
-    cfg = Config(channels=args.channels, attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
-                 recurrent_hidden=args.recurrent)
+    cfg = Config(window_samples=args.window, hop_samples=args.hop, channels=args.channels,
+                 attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
+                 recurrent_hidden=args.recurrent,
+                 dilations=[int(d) for d in args.dilations.split(",") if d])
     model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     train_mix = Mixer(corpus, "train", seconds=args.seconds)

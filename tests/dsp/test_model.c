@@ -119,6 +119,40 @@ static void test_default_model_loads(void **state)
   drsn_model_free(m);
 }
 
+/* Every built-in model loads, stays within 40 M MAC/s and has the latency
+ * its name promises at 48 kHz. */
+static void test_builtin_models(void **state)
+{
+  (void)state;
+  const char *const *names = drsn_model_builtin_names();
+  assert_string_equal(names[0], "default");
+  assert_string_equal(names[1], "low-latency");
+  assert_null(names[2]);
+
+  const uint32_t max_latency[] = {960, 480};
+  for (size_t i = 0; names[i]; i++) {
+    drsn_model *m = NULL;
+    drsn_error err;
+    assert_int_equal(drsn_model_load_builtin(names[i], &m, &err), DRSN_OK);
+    assert_true(drsn_model_macs_per_second(m) <= 40e6);
+    drsn_engine *e = NULL;
+    assert_int_equal(drsn_engine_create(m, 48000, 1, &e, &err), DRSN_OK);
+    assert_true(drsn_engine_latency_samples(e) <= max_latency[i]);
+    drsn_engine_destroy(e);
+    drsn_model_free(m);
+  }
+
+  drsn_model *m = (drsn_model *)&m;
+  drsn_error err;
+  assert_int_equal(drsn_model_load_builtin("fast", &m, &err),
+                   DRSN_ERR_INVALID_ARGUMENT);
+  assert_null(m);
+  assert_non_null(strstr(err.message, "'fast'"));
+  assert_non_null(strstr(err.message, "'low-latency'"));
+  assert_int_equal(drsn_model_load_builtin(NULL, &m, &err),
+                   DRSN_ERR_INVALID_ARGUMENT);
+}
+
 static void test_load_file(void **state)
 {
   (void)state;
@@ -501,6 +535,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid_models_load),
       cmocka_unit_test(test_default_model_loads),
+      cmocka_unit_test(test_builtin_models),
       cmocka_unit_test(test_load_file),
       cmocka_unit_test(test_load_special_files),
       cmocka_unit_test(test_truncated_everywhere),

@@ -49,13 +49,20 @@ static void run_blocks(drsn_engine *e, uint32_t channels, uint32_t max_block,
 }
 
 /** Every block size from 1 to 8192 once, at 48 kHz in stereo. */
+/* Loads the built-in model named by DRSN_TEST_MODEL ("default" if unset). */
+static drsn_status load_test_model(drsn_model **m, drsn_error *err)
+{
+  const char *name = getenv("DRSN_TEST_MODEL");
+  return drsn_model_load_builtin(name && *name ? name : "default", m, err);
+}
+
 static void test_every_block_size(void **state)
 {
   (void)state;
   drsn_model *m = NULL;
   drsn_engine *e = NULL;
   drsn_error err;
-  assert_int_equal(drsn_model_load_default(&m, &err), DRSN_OK);
+  assert_int_equal(load_test_model(&m, &err), DRSN_OK);
   assert_int_equal(drsn_engine_create(m, 48000, 2, &e, &err), DRSN_OK);
   drsn_engine_set_linked(e, 0);
   float *buf[2] = {malloc(8192 * sizeof(float)), malloc(8192 * sizeof(float))};
@@ -83,7 +90,7 @@ static void test_process_never_allocates(void **state)
   (void)state;
   drsn_model *m = NULL;
   drsn_error err;
-  assert_int_equal(drsn_model_load_default(&m, &err), DRSN_OK);
+  assert_int_equal(load_test_model(&m, &err), DRSN_OK);
 
   static const double rates[] = {48000, 44100, 8000, 192000};
   static const uint32_t sizes[] = {1, 2, 3, 64, 479, 480, 481, 1024, 4096,

@@ -107,6 +107,24 @@ class AlignmentTest(unittest.TestCase):
                 for channel, position in enumerate(clicks):
                     self.assertEqual(int(np.argmax(np.abs(processed[:, channel]))), position)
 
+    def test_low_latency_model_keeps_click_position(self):
+        for rate_hz, channels, container in self.CASES:
+            with self.subTest(rate_hz=rate_hz, channels=channels, container=container):
+                in_path, clicks, _ = self.write_input(rate_hz, channels, container)
+                out_path = self.render(in_path, "--model", "low-latency")
+                original, _ = soundfile.read(in_path, always_2d=True)
+                processed, _ = soundfile.read(out_path, always_2d=True)
+                self.assertEqual(processed.shape, original.shape)
+                for channel, position in enumerate(clicks):
+                    self.assertEqual(int(np.argmax(np.abs(processed[:, channel]))), position)
+
+    def test_unknown_model_name_fails(self):
+        in_path, _, _ = self.write_input(48000, 1, "WAV")
+        result = run(DRSN_DENOISE, "--model", "low-latency-x", in_path,
+                     os.path.join(self.directory.name, "out.wav"))
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("low-latency-x", result.stderr)
+
     def test_unlinked_stereo_keeps_click_position(self):
         in_path, clicks, _ = self.write_input(48000, 2, "WAV")
         out_path = self.render(in_path, "--no-link")
