@@ -24,12 +24,14 @@ static const char program_name[] = "drsn-bench";
 static const double pi = 3.14159265358979323846;
 
 typedef struct {
-  const char *model_path;
+  /* A built-in model name, a model file, or NULL for the default model. */
+  const char *model;
   double seconds;
   double rate_hz;
   uint32_t block;
   uint32_t channels;
   int macs_only;
+  int list_models;
 } bench_options;
 
 static void print_help(FILE *stream) {
@@ -38,14 +40,22 @@ static void print_help(FILE *stream) {
           "Measure the drsn engine: network MACs per second of audio, and the time\n"
           "to process a synthetic signal in fixed blocks on one thread.\n"
           "\n"
-          "  -m, --model FILE    model file (default: the built-in model)\n"
+          "  -m, --model MODEL   a built-in model (",
+          program_name);
+  for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
+    fprintf(stream, "%s'%s'", builtin == drsn_model_builtin_names() ? "" : ", ", *builtin);
+  }
+  fprintf(stream,
+          ")\n"
+          "                      or a model file; write ./NAME for a file named like\n"
+          "                      a built-in model (default: 'default')\n"
           "  -s, --seconds S     seconds of audio to process (default 60)\n"
           "  -r, --rate HZ       sample rate (default 48000)\n"
           "  -b, --block N       frames per process call (default 256)\n"
           "  -c, --channels N    channel count, linked (default 1)\n"
           "      --macs-only     print the MACs per second and exit\n"
-          "  -h, --help          show this help and exit\n",
-          program_name);
+          "      --list-models   print the built-in model names, one a line, and exit\n"
+          "  -h, --help          show this help and exit\n");
 }
 
 static int parse_number(const char *text, double minimum, double maximum, double *value) {
@@ -60,7 +70,7 @@ static int parse_number(const char *text, double minimum, double maximum, double
 
 /* Returns 0, 1 to exit with success, or -1 on a usage error. */
 static int parse_options(int argc, char **argv, bench_options *options) {
-  enum { OPTION_MACS_ONLY = 256 };
+  enum { OPTION_MACS_ONLY = 256, OPTION_LIST_MODELS };
   static const struct option long_options[] = {
       {"model", required_argument, NULL, 'm'},
       {"seconds", required_argument, NULL, 's'},
@@ -68,16 +78,17 @@ static int parse_options(int argc, char **argv, bench_options *options) {
       {"block", required_argument, NULL, 'b'},
       {"channels", required_argument, NULL, 'c'},
       {"macs-only", no_argument, NULL, OPTION_MACS_ONLY},
+      {"list-models", no_argument, NULL, OPTION_LIST_MODELS},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
-  *options = (bench_options){NULL, 60.0, 48000.0, 256, 1, 0};
+  *options = (bench_options){NULL, 60.0, 48000.0, 256, 1, 0, 0};
   int option;
   double value;
   while ((option = getopt_long(argc, argv, "m:s:r:b:c:h", long_options, NULL)) != -1) {
     switch (option) {
     case 'm':
-      options->model_path = optarg;
+      options->model = optarg;
       break;
     case 's':
       if (parse_number(optarg, 0.01, 36000.0, &options->seconds) != 0) {
@@ -110,6 +121,9 @@ static int parse_options(int argc, char **argv, bench_options *options) {
       break;
     case OPTION_MACS_ONLY:
       options->macs_only = 1;
+      break;
+    case OPTION_LIST_MODELS:
+      options->list_models = 1;
       break;
     case 'h':
       print_help(stdout);
@@ -255,25 +269,45 @@ static int run_timing(const drsn_model *model, const bench_options *options) {
   return status;
 }
 
+static int is_builtin_model(const char *name) {
+  for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
+    if (strcmp(name, *builtin) == 0) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   bench_options options;
   int parsed = parse_options(argc, argv, &options);
   if (parsed != 0) {
     return parsed > 0 ? 0 : 2;
   }
+  if (options.list_models) {
+    for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
+      printf("%s\n", *builtin);
+    }
+    return 0;
+  }
 
+  /* A name of a built-in model wins over a file of the same name, as in
+   * drsn-denoise. */
   drsn_model *model = NULL;
   drsn_error error;
   memset(&error, 0, sizeof error);
-  drsn_status status = options.model_path
-                           ? drsn_model_load_file(options.model_path, &model, &error)
-                           : drsn_model_load_default(&model, &error);
+  int builtin = !options.model || is_builtin_model(options.model);
+  drsn_status status =
+      !options.model ? drsn_model_load_default(&model, &error)
+      : builtin      ? drsn_model_load_builtin(options.model, &model, &error)
+                     : drsn_model_load_file(options.model, &model, &error);
   if (status != DRSN_OK) {
     fprintf(stderr, "%s: cannot load the model: %s\n", program_name,
             error.message[0] ? error.message : drsn_strerror(status));
     return 1;
   }
-  printf("model: %s\n", options.model_path ? options.model_path : "built-in");
+  printf("model: %s%s\n", options.model ? options.model : "default",
+         builtin ? " (built-in)" : "");
   printf("model_rate_hz: %u\n", drsn_model_rate_hz(model));
   printf("macs_per_second: %.0f\n", drsn_model_macs_per_second(model));
 

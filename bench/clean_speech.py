@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Clean speech through each denoiser: pass-through fidelity and word onsets.
+
+A denoiser should leave speech without noise unchanged. Each system runs on the clean clips
+of an evaluation manifest, from its clean column, and a clip that several rows share runs once.
+The score of a clip is the SI-SDR of the output against the clip itself (tools/metrics.py).
+On a word-onset clip it runs the check of tools/onsets.py: the number of word onsets, and the
+largest difference in dB between the energy of the first 50 ms of a word in the output and in
+the input.
+
+A system is NAME=COMMAND as in tools/evaluate.py: COMMAND is split like a shell command line
+and its words {in} and {out} are replaced by the input and output files. Every output must
+have its input's rate and length, aligned sample for sample. It prints a Markdown table and
+can write every clip's numbers to a JSON file:
+
+    /usr/bin/python3 bench/clean_speech.py --manifest eval.csv \\
+        --onset-clip tests/data/onset-speech.flac --work-dir DIR \\
+        --system 'drsn-denoise=build/tools/drsn-denoise -q -f {in} {out}' --json FILE
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+
+import evaluate  # noqa: E402
+import metrics  # noqa: E402
+import onsets  # noqa: E402
+
+
+def distinct_clean_clips(manifest_path):
+    """Return the clean clips of a manifest in manifest order, each real path once."""
+    clips = []
+    seen = set()
+    for row in evaluate.read_manifest(manifest_path):
+        real_path = os.path.realpath(row["clean"])
+        if real_path not in seen:
+            seen.add(real_path)
+            clips.append(row["clean"])
+    return clips
+
+
+def render(name, words, clip_path, out_path, read_mono):
+    """Run a system on a clip and return (clip samples, output samples, rate in Hz).
+
+    read_mono reads a file as (samples, rate). The output must match the clip in both.
+    """
+    clip, clip_rate = read_mono(clip_path)
+    processed_path, _ = evaluate.run_system(name, words, clip_path, out_path)
+    processed, processed_rate = read_mono(processed_path)
+    if processed_rate != clip_rate or len(processed) != len(clip):
+        raise evaluate.EvaluationError(
+            f"system {name}: {processed_path} has {len(processed)} samples at "
+            f"{processed_rate} Hz, expected {len(clip)} at {clip_rate} Hz like {clip_path}"
+        )
+    return clip, processed, clip_rate
+
+
+def clean_si_sdr(name, words, clip_path, out_path):
+    """Run a system on a clean WAV clip and return the SI-SDR of its output against the clip."""
+    clip, processed, _ = render(name, words, clip_path, out_path, metrics.read_mono)
+    return metrics.si_sdr(clip, processed)
+
+
+def onset_rows(name, words, clip_path, out_path):
+    """Run a system on the onset clip and return the rows of onsets.compare_onsets."""
+    clip, processed, rate_hz = render(name, words, clip_path, out_path, onsets.read_mono)
+    rows = onsets.compare_onsets(clip, processed, rate_hz)
+    if not rows:
+        raise evaluate.EvaluationError(f"no word onset found in {clip_path}")
+    return rows
+
+
+def measure_system(name, words, clips, onset_clip, work_directory):
+    """Return the clean-speech results of one system as a dictionary."""
+    directory = os.path.join(work_directory, name)
+    os.makedirs(directory, exist_ok=True)
+    result = {"system": name, "clips": [], "onsets": []}
+    for index, clip in enumerate(clips):
+        # The index keeps apart clips that share a base name in different folders.
+        out_path = os.path.join(directory, f"{index:04d}-{os.path.basename(clip)}")
+        result["clips"].append(
+            {"clip": clip, "si_sdr": clean_si_sdr(name, words, clip, out_path)}
+        )
+    if onset_clip:
+        out_path = os.path.join(directory, f"onsets-{os.path.basename(onset_clip)}")
+        result["onsets"] = onset_rows(name, words, onset_clip, out_path)
+    return result
+
+
+def markdown_table(results, with_clips, with_onsets):
+    lines = [
+        "| system | clean clips | mean SI-SDR (dB) | worst SI-SDR (dB) | word onsets "
+        "| worst onset difference (dB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        clip_cells = ["—", "—", "—"]
+        if with_clips:
+            values = [clip["si_sdr"] for clip in result["clips"]]
+            clip_cells = [str(len(values)), f"{np.mean(values):.2f}", f"{min(values):.2f}"]
+        onset_cells = ["—", "—"]
+        if with_onsets:
+            worst = onsets.worst_onset(result["onsets"])
+            # Adding 0.0 turns a rounded -0.0 into 0.0, which prints as +0.00.
+            difference = round(worst["difference_db"], 2) + 0.0
+            onset_cells = [str(len(result["onsets"])), f"{difference:+.2f}"]
+        lines.append(f"| {result['system']} | " + " | ".join(clip_cells + onset_cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Render clean speech with each system and report the SI-SDR of the "
+        "output against the input and the word-onset check of tools/onsets.py.",
+        epilog="Exit status: 0 on success, 1 when a system or a file failed, "
+        "2 on an invalid command line.",
+    )
+    parser.add_argument("--manifest", help="evaluation CSV whose clean column lists the clips")
+    parser.add_argument("--onset-clip", metavar="FILE",
+                        help="clean speech for the word-onset check, mono")
+    parser.add_argument("--system", action="append", required=True, metavar="NAME=COMMAND",
+                        help="a system to run; COMMAND uses {in} and {out}")
+    parser.add_argument("--work-dir", required=True, metavar="DIR",
+                        help="directory for the outputs, one folder per system")
+    parser.add_argument("--json", metavar="FILE", help="write every clip's results here")
+    arguments = parser.parse_args(argv)
+    if not arguments.manifest and not arguments.onset_clip:
+        parser.error("give --manifest, --onset-clip or both")
+
+    try:
+        systems = [evaluate.parse_system(text) for text in arguments.system]
+        names = [name for name, _ in systems]
+        if len(set(names)) != len(names):
+            raise evaluate.EvaluationError("two systems have the same name")
+        clips = distinct_clean_clips(arguments.manifest) if arguments.manifest else []
+        results = [measure_system(name, words, clips, arguments.onset_clip, arguments.work_dir)
+                   for name, words in systems]
+    except (evaluate.EvaluationError, ValueError, OSError, RuntimeError) as error:
+        print(f"clean_speech.py: {error}", file=sys.stderr)
+        return 1
+
+    print(markdown_table(results, bool(clips), bool(arguments.onset_clip)))
+    if arguments.json:
+        with open(arguments.json, "w", encoding="utf-8") as stream:
+            json.dump({"results": results}, stream, indent=1, allow_nan=False)
+            stream.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
