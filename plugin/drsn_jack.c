@@ -13,6 +13,10 @@
  * - A loader thread per model change reads the file, while the main thread
  *   keeps handling signals, so that SIGINT and SIGTERM stop the program
  *   even when the file system blocks the read.
+ *
+ * A model is named as in drsn-denoise --model: a built-in name such as
+ * "default" or "low-latency" wins over a file of that name, which
+ * "./NAME" reaches.
  */
 #include "processor.h"
 
@@ -71,9 +75,10 @@ typedef struct {
   _Atomic float reduction_db;
   atomic_uint xruns;
 
-  /* Non-audio threads: current model path and rate, under build_lock. */
+  /* Non-audio threads: current model (built-in name or file path) and
+   * rate, under build_lock. */
   pthread_mutex_t build_lock;
-  char model_path[MODEL_PATH_MAX];
+  char model[MODEL_PATH_MAX];
   double build_rate;
 
   atomic_bool server_gone;
@@ -118,8 +123,11 @@ static void print_usage(FILE *stream, const char *program)
           "      --no-link           stereo: process the channels "
           "independently\n"
           "  -c, --channels 1|2      number of channels (default 1)\n"
-          "  -M, --model FILE        model file instead of the built-in "
-          "model\n"
+          "  -M, --model NAME|FILE   built-in model 'default' (20 ms "
+          "latency, the default)\n"
+          "                          or 'low-latency' (10 ms), or a model "
+          "file; ./NAME for a\n"
+          "                          file named like a built-in model\n"
           "  -n, --name NAME         JACK client name (default drsn-jack)\n"
           "  -N, --no-connect        do not connect to the physical ports\n"
           "  -h, --help              show this help and exit\n"
@@ -133,12 +141,13 @@ static void print_usage(FILE *stream, const char *program)
           "Commands on standard input, one per line:\n"
           "  limit DB | mix PERCENT | bypass on|off|toggle | residual "
           "on|off|toggle\n"
-          "  link on|off|toggle | model FILE | model (built-in) | reload | "
-          "status | help | quit\n"
+          "  link on|off|toggle | model NAME|FILE | model (the default "
+          "model) | reload\n"
+          "  status | help | quit\n"
           "\n"
           "Signals: SIGUSR1 toggles bypass, SIGUSR2 toggles residual listen, "
           "SIGHUP\n"
-          "reloads the model file, SIGINT and SIGTERM stop the client.\n",
+          "reloads the model, SIGINT and SIGTERM stop the client.\n",
           program);
 }
 
@@ -222,6 +231,29 @@ static int on_process(jack_nframes_t frames, void *arg)
   return 0;
 }
 
+static bool is_builtin_model(const char *name)
+{
+  for (const char *const *builtin = drsn_model_builtin_names(); *builtin;
+       ++builtin) {
+    if (!strcmp(name, *builtin)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Creates a stage for a built-in model name or a model file. Not real-time
+ * safe. */
+static drsn_status load_model_stage(const char *model, double rate,
+                                    uint32_t channels, uint32_t chunk,
+                                    fe_stage **out, drsn_error *err)
+{
+  if (is_builtin_model(model)) {
+    return fe_stage_load_builtin(model, rate, channels, chunk, out, err);
+  }
+  return fe_stage_load(model, rate, channels, chunk, out, err);
+}
+
 /* Builds a processor for rate with the current model. Caller holds
  * build_lock. Prints the reason on failure. */
 static fe_processor *build_processor(app_state *app, double rate)
@@ -229,8 +261,8 @@ static fe_processor *build_processor(app_state *app, double rate)
   fe_stage *stage = NULL;
   fe_processor *processor = NULL;
   drsn_error err = {0};
-  drsn_status status = fe_stage_load(app->model_path, rate, app->channels,
-                                     app->chunk, &stage, &err);
+  drsn_status status = load_model_stage(app->model, rate, app->channels,
+                                        app->chunk, &stage, &err);
   if (status == DRSN_OK) {
     status = fe_processor_create(stage, rate, app->channels, app->chunk,
                                  &processor, &err);
@@ -327,7 +359,7 @@ enum { JOB_RUNNING, JOB_DONE, JOB_ABANDONED };
  * thread loses the race on state frees it: the main thread after JOB_DONE,
  * the loader after the main thread set JOB_ABANDONED. */
 typedef struct {
-  char path[MODEL_PATH_MAX];
+  char model[MODEL_PATH_MAX]; /* built-in name or file path */
   double rate;
   uint32_t channels;
   uint32_t chunk;
@@ -340,8 +372,8 @@ typedef struct {
 static void *run_load_job(void *arg)
 {
   load_job *job = arg;
-  job->status = fe_stage_load(job->path, job->rate, job->channels,
-                              job->chunk, &job->stage, &job->err);
+  job->status = load_model_stage(job->model, job->rate, job->channels,
+                                 job->chunk, &job->stage, &job->err);
   int expected = JOB_RUNNING;
   if (!atomic_compare_exchange_strong(&job->state, &expected, JOB_DONE)) {
     fe_stage_destroy(job->stage);
@@ -390,20 +422,40 @@ static bool handle_signals(app_state *app)
 
 static void print_load_error(const load_job *job, const char *consequence)
 {
-  /* Model errors name the file already: "model '<path>': <reason>". */
+  /* A file that cannot be opened and whose name has no slash may be a
+   * misspelt built-in name. */
+  char hint[256] = "";
+  if (job->status == DRSN_ERR_MODEL_IO && !strchr(job->model, '/')) {
+    size_t used = (size_t)snprintf(hint, sizeof hint,
+                                   " (the built-in models are");
+    const char *separator = " ";
+    for (const char *const *builtin = drsn_model_builtin_names(); *builtin;
+         ++builtin) {
+      if (used < sizeof hint) {
+        used += (size_t)snprintf(hint + used, sizeof hint - used, "%s%s",
+                                 separator, *builtin);
+      }
+      separator = ", ";
+    }
+    if (used < sizeof hint) {
+      snprintf(hint + used, sizeof hint - used, ")");
+    }
+  }
+
+  /* Model errors name the model already: "model '<name>': <reason>". */
   if (job->err.message[0]) {
-    fprintf(stderr, "drsn-jack: %s%s\n", job->err.message, consequence);
+    fprintf(stderr, "drsn-jack: %s%s%s\n", job->err.message, hint,
+            consequence);
   } else {
-    fprintf(stderr, "drsn-jack: model '%s': %s%s\n",
-            job->path[0] ? job->path : "(built-in)",
-            drsn_strerror(job->status), consequence);
+    fprintf(stderr, "drsn-jack: model '%s': %s%s%s\n", job->model,
+            drsn_strerror(job->status), hint, consequence);
   }
 }
 
-/* Loads path ("" for the built-in model) for rate in a loader thread and
- * handles signals while it runs. On failure prints the error followed by
- * consequence. */
-static load_result load_stage(app_state *app, const char *path, double rate,
+/* Loads a model (built-in name or file path) for rate in a loader thread
+ * and handles signals while it runs. On failure prints the error followed
+ * by consequence. */
+static load_result load_stage(app_state *app, const char *model, double rate,
                               const char *consequence, fe_stage **out)
 {
   *out = NULL;
@@ -413,7 +465,7 @@ static load_result load_stage(app_state *app, const char *path, double rate,
             consequence);
     return LOAD_FAILED;
   }
-  snprintf(job->path, sizeof job->path, "%s", path);
+  snprintf(job->model, sizeof job->model, "%s", model);
   job->rate = rate;
   job->channels = app->channels;
   job->chunk = app->chunk;
@@ -444,7 +496,7 @@ static load_result load_stage(app_state *app, const char *path, double rate,
       if (atomic_compare_exchange_strong(&job->state, &expected,
                                          JOB_ABANDONED)) {
         fprintf(stderr, "drsn-jack: stopping while model '%s' is still "
-                        "loading\n", path);
+                        "loading\n", model);
         return LOAD_STOPPED; /* the loader frees the job */
       }
       fe_stage_destroy(job->stage);
@@ -464,17 +516,17 @@ static load_result load_stage(app_state *app, const char *path, double rate,
   return result;
 }
 
-/* Loads path ("" for the built-in model) and hands it to the process
+/* Loads a model (built-in name or file path) and hands it to the process
  * thread, which crossfades to it. Keeps the current model on failure. */
-static load_result change_model(app_state *app, const char *path)
+static load_result change_model(app_state *app, const char *model)
 {
-  if (strlen(path) >= MODEL_PATH_MAX) {
+  if (strlen(model) >= MODEL_PATH_MAX) {
     fprintf(stderr, "drsn-jack: model path is longer than %d bytes\n",
             MODEL_PATH_MAX - 1);
     return LOAD_FAILED;
   }
   char requested[MODEL_PATH_MAX];
-  strcpy(requested, path); /* path may be app->model_path */
+  strcpy(requested, model); /* model may be app->model */
 
   for (;;) {
     pthread_mutex_lock(&app->build_lock);
@@ -490,12 +542,12 @@ static load_result change_model(app_state *app, const char *path)
 
     pthread_mutex_lock(&app->build_lock);
     if (app->build_rate == rate) {
-      strcpy(app->model_path, requested);
+      strcpy(app->model, requested);
       /* A stage that the process thread has not picked up yet is
        * replaced. */
       fe_stage_destroy(atomic_exchange(&app->next_stage, stage));
       pthread_mutex_unlock(&app->build_lock);
-      printf("model %s\n", requested[0] ? requested : "(built-in)");
+      printf("model %s\n", requested);
       fflush(stdout);
       return LOAD_OK;
     }
@@ -527,7 +579,7 @@ static void print_status(app_state *app)
          rate, (double)atomic_load(&app->voice),
          (double)atomic_load(&app->reduction_db), atomic_load(&app->xruns),
          atomic_load(&app->first_frame),
-         app->model_path[0] ? app->model_path : "(built-in)");
+         app->model);
   pthread_mutex_unlock(&app->build_lock);
 }
 
@@ -629,9 +681,9 @@ static bool run_command(app_state *app, char *line)
   } else if (!strcmp(verb, "link")) {
     set_switch(&app->linked, "link", rest);
   } else if (!strcmp(verb, "model")) {
-    keep_running = change_model(app, rest ? rest : "") != LOAD_STOPPED;
+    keep_running = change_model(app, rest ? rest : "default") != LOAD_STOPPED;
   } else if (!strcmp(verb, "reload")) {
-    keep_running = change_model(app, app->model_path) != LOAD_STOPPED;
+    keep_running = change_model(app, app->model) != LOAD_STOPPED;
   } else {
     fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n", verb);
   }
@@ -766,7 +818,7 @@ static void main_loop(app_state *app)
 
     if (running && app->reload_pending) {
       app->reload_pending = false;
-      running = change_model(app, app->model_path) != LOAD_STOPPED;
+      running = change_model(app, app->model) != LOAD_STOPPED;
     }
 
     free_handed_back(app);
@@ -923,7 +975,7 @@ static start_result start_client(app_state *app, const options *opt)
 
   fe_stage *stage = NULL;
   const load_result loaded =
-      load_stage(app, app->model_path, rate, "", &stage);
+      load_stage(app, app->model, rate, "", &stage);
   if (loaded != LOAD_OK) {
     return loaded == LOAD_STOPPED ? START_STOPPED : START_FAILED;
   }
@@ -955,10 +1007,10 @@ static start_result start_client(app_state *app, const options *opt)
     connect_physical(app);
   }
   const unsigned latency = atomic_load(&app->latency);
-  printf("drsn-jack: running as \"%s\" at %.0f Hz, %u channel(s), latency "
-         "%u samples (%.1f ms); type help for commands\n",
-         jack_get_client_name(app->client), rate, app->channels, latency,
-         1000.0 * latency / rate);
+  printf("drsn-jack: running as \"%s\" at %.0f Hz, %u channel(s), model "
+         "%s, latency %u samples (%.1f ms); type help for commands\n",
+         jack_get_client_name(app->client), rate, app->channels, app->model,
+         latency, 1000.0 * latency / rate);
   fflush(stdout);
   return START_OK;
 }
@@ -989,13 +1041,15 @@ int main(int argc, char **argv)
   atomic_init(&app.residual, opt.residual);
   atomic_init(&app.linked, opt.linked);
   pthread_mutex_init(&app.build_lock, NULL);
-  if (opt.model) {
-    if (strlen(opt.model) >= MODEL_PATH_MAX) {
-      fprintf(stderr, "drsn-jack: model path is too long\n");
-      return 1;
-    }
-    strcpy(app.model_path, opt.model);
+  /* An empty --model selects the default model, as before built-in names
+   * existed. */
+  const char *model = opt.model && opt.model[0] ? opt.model : "default";
+  if (strlen(model) >= MODEL_PATH_MAX) {
+    fprintf(stderr, "drsn-jack: model path is longer than %d bytes\n",
+            MODEL_PATH_MAX - 1);
+    return 1;
   }
+  strcpy(app.model, model);
 
   if (pipe(signal_pipe)) {
     perror("drsn-jack: pipe");

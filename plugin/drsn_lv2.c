@@ -5,6 +5,13 @@
  * layout and all control metadata live in ttl/drsn.ttl; the indices below
  * must match it.
  *
+ * Models: instantiate() creates a stage for each built-in model, so that
+ * run() can follow the Model port by itself, also in hosts without the
+ * worker feature. The built-in stages belong to the plugin until cleanup()
+ * and are never freed earlier. A model file set through the Model file
+ * parameter wins over the port until the path is set to "" again. Stages of
+ * model files are loaded by the worker and freed through it.
+ *
  * Threads: run(), work_response() and the port reads happen in the audio
  * thread and never allocate, lock or log. work() loads model files in the
  * host's worker thread. save() and restore() run in the host's main thread;
@@ -53,15 +60,23 @@ enum {
   PORT_VOICE = 7,
   PORT_REDUCTION = 8,
   PORT_AUDIO = 9, /* mono: in, out; stereo: in_l, in_r, out_l, out_r */
-  PORT_LINK = 13, /* stereo only */
+  PORT_LINK = 13,         /* stereo only */
+  PORT_MODEL_MONO = 11,   /* after the mono plugin's audio ports */
+  PORT_MODEL_STEREO = 14, /* after the stereo plugin's Link port */
 };
+
+/* Built-in models in the order of the Model port's values. Sessions and
+ * presets store these values, so a value never changes its model. */
+static const char *const port_models[] = {"default", "low-latency"};
+#define BUILTIN_COUNT (sizeof port_models / sizeof port_models[0])
 
 /* Messages between run() and the worker. */
 enum {
-  MSG_LOAD = 1,   /* audio -> worker: a path follows the header */
-  MSG_FREE = 2,   /* audio -> worker: free msg.stage */
-  MSG_LOADED = 3, /* worker -> audio: msg.stage is ready */
-  MSG_FAILED = 4, /* worker -> audio: the load failed, keep the model */
+  MSG_LOAD = 1,    /* audio -> worker: a path follows the header */
+  MSG_FREE = 2,    /* audio -> worker: free msg.stage */
+  MSG_LOADED = 3,  /* worker -> audio: msg.stage is ready */
+  MSG_FAILED = 4,  /* worker -> audio: the load failed, keep the model */
+  MSG_CLEARED = 5, /* worker -> audio: the path is "", use the port's model */
 };
 
 typedef struct {
@@ -99,6 +114,7 @@ typedef struct {
   const float *mix_port;
   const float *residual_port;
   const float *link_port;
+  const float *model_port;
   float *latency_port;
   float *voice_port;
   float *reduction_port;
@@ -106,10 +122,13 @@ typedef struct {
   float *audio_out[2];
 
   fe_processor *processor;
-  bool activated;
 
-  /* Audio-thread state of the model change. */
-  fe_stage *waiting; /* loaded, but the processor was still crossfading */
+  /* Audio-thread state of the model change. restore() changes it too,
+   * because hosts never call it while run() runs. */
+  fe_stage *builtin[BUILTIN_COUNT]; /* owned by the plugin, see the header */
+  fe_stage *custom_stage;   /* newest model-file stage, NULL for path "" */
+  uint32_t selected;        /* index into port_models from the Model port */
+  bool first_block_pending; /* no audio output since activate() */
   fe_stage *free_queue[FREE_QUEUE_LENGTH];
   bool notify_model;
   union {
@@ -202,17 +221,25 @@ static LV2_Handle instantiate(const LV2_Descriptor *descriptor, double rate,
     lv2_atom_forge_init(&self->forge, self->map);
   }
 
-  fe_stage *stage = NULL;
   drsn_error err = {0};
-  drsn_status status = fe_stage_load(NULL, rate, self->channels, self->chunk,
-                                     &stage, &err);
+  drsn_status status = DRSN_OK;
+  for (size_t i = 0; i < BUILTIN_COUNT && status == DRSN_OK; ++i) {
+    status = fe_stage_load_builtin(port_models[i], rate, self->channels,
+                                   self->chunk, &self->builtin[i], &err);
+  }
   if (status == DRSN_OK) {
-    status = fe_processor_create(stage, rate, self->channels, self->chunk,
-                                 &self->processor, &err);
+    status = fe_processor_create(self->builtin[0], rate, self->channels,
+                                 self->chunk, &self->processor, &err);
+    if (status != DRSN_OK) {
+      self->builtin[0] = NULL; /* the processor freed it */
+    }
   }
   if (status != DRSN_OK) {
     lv2_log_error(&self->logger, "drsn-denoise: cannot start at %.0f Hz: %s\n",
                   rate, err.message[0] ? err.message : drsn_strerror(status));
+    for (size_t i = 0; i < BUILTIN_COUNT; ++i) {
+      fe_stage_destroy(self->builtin[i]);
+    }
     free(self);
     return NULL;
   }
@@ -264,13 +291,16 @@ static void connect_port(LV2_Handle instance, uint32_t port, void *data)
   case PORT_REDUCTION:
     self->reduction_port = (float *)data;
     break;
-  case PORT_LINK:
-    if (self->channels == 2) {
-      self->link_port = (const float *)data;
-    }
-    break;
   default:
     break;
+  }
+
+  /* The indices after the audio ports depend on the channel count. */
+  if (self->channels == 2 && port == PORT_LINK) {
+    self->link_port = (const float *)data;
+  } else if (port == (self->channels == 2 ? PORT_MODEL_STEREO
+                                           : PORT_MODEL_MONO)) {
+    self->model_port = (const float *)data;
   }
 }
 
@@ -278,19 +308,38 @@ static void activate(LV2_Handle instance)
 {
   drsn_plugin *self = (drsn_plugin *)instance;
   fe_processor_reset(self->processor);
-  self->activated = true;
+  self->first_block_pending = true;
 }
 
 static void deactivate(LV2_Handle instance)
 {
-  ((drsn_plugin *)instance)->activated = false;
+  (void)instance;
 }
 
-/* Hands a stage to the worker for freeing; keeps it queued if the worker's
- * ring is full. Audio thread. */
+static bool is_builtin_stage(const drsn_plugin *self, const fe_stage *stage)
+{
+  for (size_t i = 0; i < BUILTIN_COUNT; ++i) {
+    if (stage == self->builtin[i]) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Whether stage is the processor's active or offered stage. Outside run()
+ * the processor has no retired stage, because run() takes it at once. */
+static bool processor_uses(const drsn_plugin *self, const fe_stage *stage)
+{
+  return stage == fe_processor_active(self->processor) ||
+         stage == fe_processor_offered(self->processor);
+}
+
+/* Hands a model-file stage to the worker for freeing; keeps it queued if
+ * the worker's ring is full. A built-in stage stays with the plugin.
+ * Audio thread. */
 static void release_stage(drsn_plugin *self, fe_stage *stage)
 {
-  if (!stage) {
+  if (!stage || is_builtin_stage(self, stage)) {
     return;
   }
   if (self->schedule) {
@@ -321,16 +370,74 @@ static void retry_pending_frees(drsn_plugin *self)
   }
 }
 
-static const char *current_model_path(const drsn_plugin *self)
+/* Makes stage the newest model-file stage, or clears it with NULL. The
+ * previous one is released here if the processor never got it, otherwise
+ * when the processor displaces or retires it. */
+static void set_custom_stage(drsn_plugin *self, fe_stage *stage,
+                             void (*release)(drsn_plugin *, fe_stage *))
 {
-  if (self->waiting) {
-    return fe_stage_path(self->waiting);
+  fe_stage *previous = self->custom_stage;
+  self->custom_stage = stage;
+  if (previous && previous != stage && !processor_uses(self, previous)) {
+    release(self, previous);
   }
-  const fe_stage *offered = fe_processor_offered(self->processor);
-  if (offered) {
-    return fe_stage_path(offered);
+}
+
+/* Returns the stage that should end up active: the model file's while a
+ * path is set, else the built-in model that the Model port selects. */
+static fe_stage *target_stage(const drsn_plugin *self)
+{
+  if (self->custom_stage) {
+    return self->custom_stage;
   }
-  return fe_stage_path(fe_processor_active(self->processor));
+  return self->builtin[self->selected];
+}
+
+/* Installs the target stage at once. Used before the first output after
+ * activate(), when there is nothing to crossfade from. */
+static void install_target_stage(drsn_plugin *self)
+{
+  fe_processor *p = self->processor;
+  fe_stage *target = target_stage(self);
+  if (fe_processor_active(p) == target) {
+    release_stage(self, fe_processor_take_offered(p));
+    return;
+  }
+  fe_stage *offered = fe_processor_take_offered(p);
+  if (offered != target) {
+    release_stage(self, offered);
+  }
+  release_stage(self, fe_processor_take_retired(p));
+  release_stage(self, fe_processor_install(p, target));
+}
+
+/* Moves the processor towards the target stage: offers it for warm-up and
+ * crossfade, or takes back an offer of another stage. While a crossfade
+ * runs nothing changes, and a later call continues. Audio thread. */
+static void follow_target_stage(drsn_plugin *self)
+{
+  if (self->first_block_pending) {
+    install_target_stage(self);
+    return;
+  }
+  fe_processor *p = self->processor;
+  fe_stage *target = target_stage(self);
+  const fe_stage *offered = fe_processor_offered(p);
+  if (offered == target ||
+      (!offered && fe_processor_active(p) == target)) {
+    return;
+  }
+  if (fe_processor_active(p) == target) {
+    /* An offer of another stage is dropped before its crossfade starts. A
+     * running crossfade ends first, and then the target stage, retired by
+     * it, is offered again. */
+    release_stage(self, fe_processor_withdraw(p));
+    return;
+  }
+  fe_stage *displaced = fe_processor_offer(p, target);
+  if (displaced != target) {
+    release_stage(self, displaced);
+  }
 }
 
 /* Writes patch:Set <model> to the notify port. */
@@ -338,7 +445,8 @@ static void write_model_set(drsn_plugin *self)
 {
   const uri_table *uris = &self->uris;
   LV2_Atom_Forge *forge = &self->forge;
-  const char *path = current_model_path(self);
+  const char *path =
+      self->custom_stage ? fe_stage_path(self->custom_stage) : "";
   LV2_Atom_Forge_Frame frame;
 
   if (!lv2_atom_forge_frame_time(forge, 0)) {
@@ -420,6 +528,15 @@ static float clamp_control(const float *port, float low, float high,
   return value > high ? high : value;
 }
 
+/* Index into port_models of the Model port's value, rounded to the nearest
+ * one; 0 while the port is not connected. */
+static uint32_t selected_model(const drsn_plugin *self)
+{
+  const float value =
+      clamp_control(self->model_port, 0.0f, (float)(BUILTIN_COUNT - 1), 0.0f);
+  return (uint32_t)(value + 0.5f);
+}
+
 static void run(LV2_Handle instance, uint32_t sample_count)
 {
   drsn_plugin *self = (drsn_plugin *)instance;
@@ -451,20 +568,15 @@ static void run(LV2_Handle instance, uint32_t sample_count)
   if (messaging) {
     retry_pending_frees(self);
     handle_control_events(self);
-    if (self->waiting) {
-      fe_stage *displaced = fe_processor_offer(self->processor, self->waiting);
-      if (displaced != self->waiting) {
-        self->waiting = NULL;
-        release_stage(self, displaced);
-      }
-    }
   }
+  self->selected = selected_model(self);
+  follow_target_stage(self);
 
   fe_processor_process(self->processor, &controls, self->audio_in,
                        self->audio_out, sample_count);
-
-  if (messaging) {
-    release_stage(self, fe_processor_take_retired(self->processor));
+  release_stage(self, fe_processor_take_retired(self->processor));
+  if (sample_count > 0) {
+    self->first_block_pending = false;
   }
 
   if (notify_open) {
@@ -489,8 +601,17 @@ static void run(LV2_Handle instance, uint32_t sample_count)
 static void cleanup(LV2_Handle instance)
 {
   drsn_plugin *self = (drsn_plugin *)instance;
+  /* The processor frees the stages it uses, so only the others are freed
+   * here, each once. */
+  for (size_t i = 0; i < BUILTIN_COUNT; ++i) {
+    if (!processor_uses(self, self->builtin[i])) {
+      fe_stage_destroy(self->builtin[i]);
+    }
+  }
+  if (self->custom_stage && !processor_uses(self, self->custom_stage)) {
+    fe_stage_destroy(self->custom_stage);
+  }
   fe_processor_destroy(self->processor);
-  fe_stage_destroy(self->waiting);
   for (size_t i = 0; i < FREE_QUEUE_LENGTH; ++i) {
     fe_stage_destroy(self->free_queue[i]);
   }
@@ -506,7 +627,8 @@ static void set_saved_path(drsn_plugin *self, const char *path)
   pthread_mutex_unlock(&self->path_lock);
 }
 
-/* Loads a model in a non-audio thread. Returns NULL and logs on failure. */
+/* Loads a model file in a non-audio thread. Returns NULL and logs on
+ * failure. */
 static fe_stage *load_stage(drsn_plugin *self, const char *path)
 {
   fe_stage *stage = NULL;
@@ -527,8 +649,7 @@ static fe_stage *load_stage(drsn_plugin *self, const char *path)
     }
     return NULL;
   }
-  lv2_log_note(&self->logger, "drsn-denoise: loaded model \"%s\"\n",
-               path[0] ? path : "(built-in)");
+  lv2_log_note(&self->logger, "drsn-denoise: loaded model \"%s\"\n", path);
   return stage;
 }
 
@@ -563,11 +684,20 @@ static LV2_Worker_Status work(LV2_Handle instance,
   path[length] = '\0';
 
   worker_msg reply = {MSG_FAILED, 0, NULL};
-  fe_stage *stage = load_stage(self, path);
-  if (stage) {
+  fe_stage *stage = NULL;
+  if (path[0] == '\0') {
+    /* The built-in stages exist already, so there is nothing to load. */
     set_saved_path(self, path);
-    reply.kind = MSG_LOADED;
-    reply.stage = stage;
+    reply.kind = MSG_CLEARED;
+    lv2_log_note(&self->logger, "drsn-denoise: model file cleared; the Model "
+                                "port selects the built-in model\n");
+  } else {
+    stage = load_stage(self, path);
+    if (stage) {
+      set_saved_path(self, path);
+      reply.kind = MSG_LOADED;
+      reply.stage = stage;
+    }
   }
   if (respond(handle, sizeof reply, &reply) != LV2_WORKER_SUCCESS) {
     fe_stage_destroy(stage);
@@ -586,16 +716,11 @@ static LV2_Worker_Status work_response(LV2_Handle instance, uint32_t size,
   worker_msg msg;
   memcpy(&msg, body, sizeof msg);
 
+  /* The next run() moves the processor to the new model. */
   if (msg.kind == MSG_LOADED && msg.stage) {
-    /* A newer load replaces one that is still waiting for its turn. */
-    release_stage(self, self->waiting);
-    self->waiting = NULL;
-    fe_stage *displaced = fe_processor_offer(self->processor, msg.stage);
-    if (displaced == msg.stage) {
-      self->waiting = msg.stage;
-    } else {
-      release_stage(self, displaced);
-    }
+    set_custom_stage(self, msg.stage, release_stage);
+  } else if (msg.kind == MSG_CLEARED) {
+    set_custom_stage(self, NULL, release_stage);
   }
   self->notify_model = true;
   return LV2_WORKER_SUCCESS;
@@ -645,32 +770,12 @@ static LV2_State_Status save(LV2_Handle instance, LV2_State_Store_Function store
   return status;
 }
 
-/* Lets a restored stage warm up and crossfade in, as after a patch:Set, so
- * that audio continues across the change. Called from restore(), which
- * never overlaps run(), so stages can be freed here directly. */
-static void offer_restored_stage(drsn_plugin *self, fe_stage *stage)
+/* Frees a model-file stage at once; restore() may, because it never
+ * overlaps run(). */
+static void destroy_custom_stage(drsn_plugin *self, fe_stage *stage)
 {
-  fe_stage_destroy(fe_processor_take_retired(self->processor));
-  fe_stage_destroy(self->waiting);
-  self->waiting = NULL;
-  fe_stage *displaced = fe_processor_offer(self->processor, stage);
-  if (displaced == stage) {
-    /* A crossfade is running: run() offers the stage once it ends. */
-    self->waiting = stage;
-  } else {
-    fe_stage_destroy(displaced);
-  }
-}
-
-/* Replaces the model at once while the plugin is deactivated, when there is
- * no audio to crossfade and activate() clears the state anyway. */
-static void install_restored_stage(drsn_plugin *self, fe_stage *stage)
-{
-  fe_stage_destroy(fe_processor_install(self->processor, stage));
-  fe_stage_destroy(fe_processor_take_offered(self->processor));
-  fe_stage_destroy(fe_processor_take_retired(self->processor));
-  fe_stage_destroy(self->waiting);
-  self->waiting = NULL;
+  (void)self;
+  fe_stage_destroy(stage);
 }
 
 static LV2_State_Status restore(LV2_Handle instance,
@@ -695,7 +800,8 @@ static LV2_State_Status restore(LV2_Handle instance,
       retrieve(handle, self->uris.drsn_model, &size, &type, &value_flags);
 
   /* A state without the key, such as a factory preset, leaves the model
-   * alone. Only an explicit empty path selects the built-in model. */
+   * alone. Only an explicit empty path returns to the built-in model that
+   * the Model port selects. */
   if (!value) {
     self->notify_model = true;
     return LV2_STATE_SUCCESS;
@@ -742,18 +848,19 @@ static LV2_State_Status restore(LV2_Handle instance,
   }
 
   /* The plugin does not declare state:threadSafeRestore, so hosts never call
-   * restore() concurrently with run() and the processor can be changed
-   * here. The worker schedule a host may pass to restore() is not used:
-   * jalv 1.6.6 passes one whose work interface is unset and crashes on it. */
-  fe_stage *stage = load_stage(self, path);
-  if (!stage) {
-    return LV2_STATE_ERR_UNKNOWN;
+   * restore() concurrently with run() and the model-file stage can be
+   * changed here. The next run() warms it up and crossfades to it, or
+   * installs it at once before the first output after activate(). The
+   * worker schedule a host may pass to restore() is not used: jalv 1.6.6
+   * passes one whose work interface is unset and crashes on it. */
+  fe_stage *stage = NULL;
+  if (path[0] != '\0') {
+    stage = load_stage(self, path);
+    if (!stage) {
+      return LV2_STATE_ERR_UNKNOWN;
+    }
   }
-  if (self->activated) {
-    offer_restored_stage(self, stage);
-  } else {
-    install_restored_stage(self, stage);
-  }
+  set_custom_stage(self, stage, destroy_custom_stage);
   set_saved_path(self, path);
   self->notify_model = true;
   return LV2_STATE_SUCCESS;

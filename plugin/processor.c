@@ -159,6 +159,21 @@ drsn_status fe_stage_load(const char *path, double sample_rate_hz,
   return status;
 }
 
+drsn_status fe_stage_load_builtin(const char *name, double sample_rate_hz,
+                                  uint32_t channels, uint32_t chunk_frames,
+                                  fe_stage **out, drsn_error *err)
+{
+  drsn_model *model = NULL;
+
+  *out = NULL;
+  drsn_status status = drsn_model_load_builtin(name, &model, err);
+  if (status != DRSN_OK) {
+    return status;
+  }
+  return fe_stage_create(model, NULL, sample_rate_hz, channels, chunk_frames,
+                         out, err);
+}
+
 void fe_stage_destroy(fe_stage *stage)
 {
   if (!stage) {
@@ -498,6 +513,14 @@ fe_stage *fe_processor_take_offered(fe_processor *processor)
   fe_stage *stage = processor->offered;
   processor->offered = NULL;
   return stage;
+}
+
+fe_stage *fe_processor_withdraw(fe_processor *processor)
+{
+  if (!processor->offered || processor->swap_pos > 0) {
+    return NULL;
+  }
+  return fe_processor_take_offered(processor);
 }
 
 const fe_stage *fe_processor_active(const fe_processor *processor)

@@ -5,7 +5,7 @@
  * the dry delay line that matches the engine latency and the scratch
  * buffers. A processor runs one active stage and mixes its output with the
  * delayed dry signal under smoothed controls. When a new stage is offered
- * (another model file), the processor runs both stages until the new one has
+ * (another model), the processor runs both stages until the new one has
  * filled its latency, crossfades to it and hands the old one back for
  * freeing outside the audio thread.
  *
@@ -60,6 +60,14 @@ drsn_status fe_stage_load(const char *path, double sample_rate_hz,
                           uint32_t channels, uint32_t chunk_frames,
                           fe_stage **out, drsn_error *err);
 
+/**
+ * Loads a built-in model by its name in drsn_model_builtin_names() and
+ * creates a stage for it, whose path is "". Not real-time safe.
+ */
+drsn_status fe_stage_load_builtin(const char *name, double sample_rate_hz,
+                                  uint32_t channels, uint32_t chunk_frames,
+                                  fe_stage **out, drsn_error *err);
+
 /** Frees a stage, its engine and its model; NULL is ignored. */
 void fe_stage_destroy(fe_stage *stage);
 
@@ -111,13 +119,20 @@ fe_stage *fe_processor_take_retired(fe_processor *processor);
 
 /**
  * Replaces the active stage at once, without crossfade, and returns the old
- * one. Meant for state restore while the audio thread is not running; any
- * offered stage stays offered.
+ * one. Meant for times when there is no output to crossfade from, such as
+ * before the first block after activation; any offered stage stays offered.
  */
 fe_stage *fe_processor_install(fe_processor *processor, fe_stage *stage);
 
 /** Takes the offered stage back (for example to free it), or NULL. */
 fe_stage *fe_processor_take_offered(fe_processor *processor);
+
+/**
+ * Takes the offered stage back if its crossfade has not started, so that
+ * the output continues without a jump. Returns NULL when nothing is offered
+ * or the crossfade is running.
+ */
+fe_stage *fe_processor_withdraw(fe_processor *processor);
 
 /** Active stage, whose latency the front end reports. */
 const fe_stage *fe_processor_active(const fe_processor *processor);

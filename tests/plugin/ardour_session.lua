@@ -2,6 +2,10 @@
 -- test_ardour.py through ardour7-lua. Prints "RESULT key value" lines for
 -- the Python side to check, and "FAIL message" on any error.
 --
+-- The "mono" and "stereo" tracks load a custom model file from a preset.
+-- The "fast" track has a mono plugin without a file, which switches to the
+-- low-latency model through its Model port while the engine runs.
+--
 -- Environment: DRSN_SESSION_DIR (created by Ardour), DRSN_MONO_PRESET and
 -- DRSN_STEREO_PRESET (preset URIs that set a custom model file).
 --
@@ -21,6 +25,7 @@ local PARAM_MIX = 2
 local PARAM_RESIDUAL = 3
 local PARAM_LATENCY = 4
 local PARAM_LINK = 7 -- stereo only
+local PARAM_MODEL = { mono = 7, stereo = 8, fast = 7 }
 
 local function fail(message)
   print("FAIL " .. message)
@@ -57,7 +62,8 @@ if not create_session(session_dir, "drsn", 48000) then
 end
 
 local layouts = { mono = { 1, "urn:drsn-denoise:mono" },
-                  stereo = { 2, "urn:drsn-denoise:stereo" } }
+                  stereo = { 2, "urn:drsn-denoise:stereo" },
+                  fast = { 1, "urn:drsn-denoise:mono" } }
 local procs = {}
 for name, layout in pairs(layouts) do
   local tracks = Session:new_audio_track(layout[1], 2, nil, 1, name,
@@ -67,7 +73,9 @@ end
 
 ARDOUR.LuaAPI.usleep(3000000) -- let the engine run the plugins
 
-for name, proc in pairs(procs) do
+result("fast.latency_before", procs.fast:signal_latency())
+for _, name in ipairs({ "mono", "stereo" }) do
+  local proc = procs[name]
   result(name .. ".latency", proc:signal_latency())
   result(name .. ".latency_port", param(proc, PARAM_LATENCY))
 
@@ -82,13 +90,20 @@ for name, proc in pairs(procs) do
 end
 ARDOUR.LuaAPI.usleep(500000)
 
--- Controls set after the preset win over the preset's values.
+-- Controls set after the preset win over the preset's values. The mono
+-- plugin's Model port selects the low-latency model, but its model file
+-- takes precedence.
+ARDOUR.LuaAPI.set_processor_param(procs.mono, PARAM_MODEL.mono, 1)
+ARDOUR.LuaAPI.set_processor_param(procs.fast, PARAM_MODEL.fast, 1)
 ARDOUR.LuaAPI.set_processor_param(procs.mono, PARAM_LIMIT, 18)
 ARDOUR.LuaAPI.set_processor_param(procs.mono, PARAM_MIX, 75)
 ARDOUR.LuaAPI.set_processor_param(procs.mono, PARAM_RESIDUAL, 1)
 ARDOUR.LuaAPI.set_processor_param(procs.stereo, PARAM_LIMIT, 42)
 ARDOUR.LuaAPI.set_processor_param(procs.stereo, PARAM_LINK, 0)
 ARDOUR.LuaAPI.usleep(500000)
+result("mono.latency_after_model_port", procs.mono:signal_latency())
+result("fast.latency", procs.fast:signal_latency())
+result("fast.latency_port", param(procs.fast, PARAM_LATENCY))
 
 if Session:save_state("", false, false, false, false, false) ~= 0 then
   fail("cannot save the session")
@@ -105,9 +120,10 @@ ARDOUR.LuaAPI.usleep(2000000)
 for route in Session:get_routes():iter() do
   local proc = route:nth_plugin(0)
   local name = route:name()
-  if not proc:isnil() and (name == "mono" or name == "stereo") then
+  if not proc:isnil() and PARAM_MODEL[name] then
     result(name .. ".reloaded", proc:display_name())
     result(name .. ".reloaded_latency", proc:signal_latency())
+    result(name .. ".model", param(proc, PARAM_MODEL[name]))
     result(name .. ".limit", param(proc, PARAM_LIMIT))
     result(name .. ".mix", param(proc, PARAM_MIX))
     result(name .. ".residual", param(proc, PARAM_RESIDUAL))

@@ -2,9 +2,14 @@
 
 ardour_session.lua creates a session with a mono and a stereo track and
 runs the engine. It reads the latency Ardour uses for each plugin, loads a
-preset that selects a custom model file and sets controls. Then it saves,
+preset that selects a custom model file and sets controls, among them the
+mono plugin's Model port, which the file overrides. A third track, "fast",
+has a mono plugin without a file whose Model port switches to the
+low-latency model while the engine runs, so Ardour must change from 960
+to 480 samples for it. Then the script saves,
 reloads, reads the controls back and saves again. This script checks those
-results and that both saved states still name the custom model file.
+results and that the saved states of the first two plugins still name the
+custom model file.
 
 Usage: test_ardour.py MODEL_FILE   (LV2_PATH must reach the bundle)
 """
@@ -21,6 +26,7 @@ from plugin_testlib import require  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LATENCY = 960
+LOW_LATENCY = 480
 
 PRESET_MANIFEST = """\
 @prefix lv2: <http://lv2plug.in/ns/lv2core#> .
@@ -129,20 +135,27 @@ def main():
             "mono.limit": 18, "mono.mix": 75, "mono.residual": 1,
             "stereo.limit": 42, "stereo.mix": 100, "stereo.residual": 0,
             "stereo.link": 0,
+            # The model file wins over the mono plugin's Model port.
+            "mono.model": 1, "mono.latency_after_model_port": LATENCY,
+            "stereo.model": 0,
+            "fast.latency_before": LATENCY,
+            "fast.latency": LOW_LATENCY, "fast.latency_port": LOW_LATENCY,
+            "fast.reloaded_latency": LOW_LATENCY, "fast.model": 1,
         }
         for key, value in expected.items():
             assert key in results, f"no result for {key}"
             assert float(results[key]) == value, (key, results[key], value)
 
         # The saved state names a link in the state folder that leads,
-        # through the session's externals folder, to the model file.
+        # through the session's externals folder, to the model file. The
+        # "fast" plugin uses a built-in model and saves no path.
         models = latest_saved_models(session_dir)
         print("saved models:", models)
-        assert len(models) == 2, models
-        assert None not in models, models
+        assert len(models) == 3, models
+        assert models.count(None) == 1, models
         with open(model, "rb") as original:
             expected_bytes = original.read()
-        for saved in models:
+        for saved in filter(None, models):
             with open(saved, "rb") as copy:
                 assert copy.read() == expected_bytes, saved
     print("Ardour test passed")

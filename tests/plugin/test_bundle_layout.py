@@ -18,7 +18,7 @@ import sys
 
 BUNDLE = "drsn-denoise.lv2"
 EXPECTED = {"drsn.so", "manifest.ttl", "drsn.ttl", "gentle.ttl",
-            "speech.ttl", "strong.ttl", "podcast.ttl"}
+            "speech.ttl", "strong.ttl", "podcast.ttl", "low-latency.ttl"}
 
 
 def introspect(meson, build_dir, what):

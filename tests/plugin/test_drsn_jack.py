@@ -9,7 +9,11 @@ jack-player test client. Checks:
   improves by more than 1 dB;
 - a buffer size change keeps the client running;
 - stdin commands and signals change the controls;
-- SIGTERM stops the client with exit status 0.
+- SIGTERM stops the client with exit status 0;
+- with --model low-latency the printed and JACK latencies are 480, the
+  impulse comes out 480 samples late and the speech matches the renderer
+  with the same model; the model command switches to the default model and
+  back, and the latency follows.
 
 Usage: test_drsn_jack.py DRSN_JACK JACK_PLAYER DRSN_DENOISE
 """
@@ -59,6 +63,108 @@ def send(client, reader, command, expected):
     return reader.wait_for(expected)
 
 
+def start_client(drsn_jack, options):
+    """Start drsn-jack as "dut"; return the process, its stdout reader and
+    the latency in its start-up line."""
+    client = subprocess.Popen(
+        [drsn_jack, "--no-connect", "--name", "dut", *options],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reader = LineReader(client.stdout)
+    try:
+        banner = reader.wait_for("running as", timeout=20)
+    except AssertionError:
+        stop_client(client)
+        raise
+    latency = int(re.search(r"latency (\d+) samples", banner).group(1))
+    return client, reader, latency
+
+
+def stop_client(client):
+    if client.poll() is None:
+        client.kill()
+        client.wait()
+
+
+def check_impulse_delay(player, work, impulse_at, latency, name):
+    """Play impulse.wav through dut at a 0 dB limit; the output must be the
+    impulse delayed by latency. Returns the JACK frame of the start."""
+    recorded, start = play(player, os.path.join(work, "impulse.wav"),
+                           os.path.join(work, name), 0.5)
+    peak = int(np.argmax(np.abs(recorded)))
+    print(f"impulse delay {peak - impulse_at} samples, reported latency "
+          f"{latency}")
+    assert peak - impulse_at == latency
+    assert abs(recorded[peak] - 0.5) < 1e-5
+    return start
+
+
+def render_history(renderer, work, first, impulse_start, speech_start,
+                   options):
+    """Render what drsn-jack has seen since its first cycle (silence, the
+    impulse, silence, the noisy speech) and return the part from the start
+    of the speech on."""
+    impulse, _ = sf.read(os.path.join(work, "impulse.wav"), dtype="float32")
+    noisy, _ = sf.read(os.path.join(work, "noisy.wav"), dtype="float32")
+    history = np.zeros(speech_start - first + len(noisy), np.float32)
+    history[impulse_start - first:][:len(impulse)] = impulse
+    history[speech_start - first:] = noisy
+    history_path = os.path.join(work, "history.wav")
+    sf.write(history_path, history, RATE, subtype="FLOAT")
+    rendered_path = os.path.join(work, "rendered.wav")
+    subprocess.run([renderer, "-q", "-f", *options, history_path,
+                    rendered_path], check=True)
+    rendered, _ = sf.read(rendered_path, dtype="float32")
+    return rendered[speech_start - first:]
+
+
+def check_low_latency_model(drsn_jack, player, renderer, work, clean,
+                            impulse_at):
+    client, reader, latency = start_client(
+        drsn_jack, ["--limit", "0", "--model", "low-latency"])
+    try:
+        assert latency == 480, latency
+        assert port_latency("dut:out", "capture") == (480, 480)
+        assert port_latency("dut:in", "playback") == (480, 480)
+        impulse_start = check_impulse_delay(player, work, impulse_at, 480,
+                                            "impulse-low-latency.wav")
+
+        send(client, reader, "limit 30", "limit 30.0")
+        recorded, speech_start = play(
+            player, os.path.join(work, "noisy.wav"),
+            os.path.join(work, "noisy-low-latency.wav"), 0.5)
+        aligned = recorded[480:480 + len(clean)]
+        assert len(aligned) == len(clean)
+        status = send(client, reader, "status", "status ")
+        assert "model=low-latency" in status, status
+        first = int(re.search(r"first_frame=(\d+)", status).group(1))
+        rendered = render_history(
+            renderer, work, first, impulse_start, speech_start,
+            ["--limit", "30", "--model", "low-latency"])
+        difference = np.max(np.abs(aligned - rendered))
+        print(f"low-latency model: max difference to the renderer "
+              f"{difference:.2e}")
+        assert difference < 1e-5
+
+        # The model command crossfades to the other model, and the latency
+        # that drsn-jack prints and reports to JACK follows.
+        send(client, reader, "limit 0", "limit 0.0")
+        send(client, reader, "model default", "model default")
+        reader.wait_for("latency 960")
+        assert port_latency("dut:out", "capture") == (960, 960)
+        check_impulse_delay(player, work, impulse_at, 960,
+                            "impulse-default.wav")
+        send(client, reader, "model low-latency", "model low-latency")
+        reader.wait_for("latency 480")
+        assert port_latency("dut:in", "playback") == (480, 480)
+        check_impulse_delay(player, work, impulse_at, 480,
+                            "impulse-low-latency-again.wav")
+
+        client.send_signal(signal.SIGTERM)
+        assert client.wait(timeout=10) == 0
+    finally:
+        stop_client(client)
+
+
 def main():
     drsn_jack, player, renderer = sys.argv[1:4]
     with tempfile.TemporaryDirectory() as work, \
@@ -70,28 +176,17 @@ def main():
         sf.write(os.path.join(work, "impulse.wav"), impulse, RATE,
                  subtype="FLOAT")
 
-        client = subprocess.Popen(
-            [drsn_jack, "--no-connect", "--name", "dut", "--limit", "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        reader = LineReader(client.stdout)
+        client, reader, latency = start_client(drsn_jack, ["--limit", "0"])
         try:
-            banner = reader.wait_for("running as", timeout=20)
-            latency = int(re.search(r"latency (\d+) samples", banner).group(1))
-            assert latency == 960, banner
+            assert latency == 960, latency
 
             # JACK adds our latency to the ports' ranges.
             assert port_latency("dut:out", "capture") == (latency, latency)
             assert port_latency("dut:in", "playback") == (latency, latency)
 
             # With a 0 dB limit the output is the input delayed exactly.
-            recorded, impulse_start = play(
-                player, os.path.join(work, "impulse.wav"),
-                os.path.join(work, "impulse-out.wav"), 0.5)
-            peak = int(np.argmax(np.abs(recorded)))
-            print(f"impulse delay {peak - impulse_at} samples, "
-                  f"reported latency {latency}")
-            assert peak - impulse_at == latency
-            assert abs(recorded[peak] - 0.5) < 1e-5
+            impulse_start = check_impulse_delay(player, work, impulse_at,
+                                                latency, "impulse-out.wav")
 
             send(client, reader, "limit 30", "limit 30.0")
             recorded, speech_start = play(
@@ -105,16 +200,8 @@ def main():
             # its first cycle, the impulse, silence, then the speech.
             status = send(client, reader, "status", "status ")
             first = int(re.search(r"first_frame=(\d+)", status).group(1))
-            history = np.zeros(speech_start - first + len(noisy), np.float32)
-            history[impulse_start - first:][:len(impulse)] = impulse
-            history[speech_start - first:] = noisy
-            history_path = os.path.join(work, "history.wav")
-            sf.write(history_path, history, RATE, subtype="FLOAT")
-            rendered_path = os.path.join(work, "rendered.wav")
-            subprocess.run([renderer, "-q", "-f", "--limit", "30",
-                            history_path, rendered_path], check=True)
-            rendered, _ = sf.read(rendered_path, dtype="float32")
-            rendered = rendered[speech_start - first:]
+            rendered = render_history(renderer, work, first, impulse_start,
+                                      speech_start, ["--limit", "30"])
             difference = np.max(np.abs(aligned - rendered))
             print(f"max difference to the renderer {difference:.2e}")
             assert difference < 1e-5
@@ -134,10 +221,8 @@ def main():
             subprocess.run([require("jack_bufsize"), "480"], check=True,
                            capture_output=True)
             send(client, reader, "limit 0", "limit 0.0")
-            recorded, _ = play(player, os.path.join(work, "impulse.wav"),
-                               os.path.join(work, "impulse-480.wav"), 0.5)
-            peak = int(np.argmax(np.abs(recorded)))
-            assert peak - impulse_at == latency
+            check_impulse_delay(player, work, impulse_at, latency,
+                                "impulse-480.wav")
             assert client.poll() is None, "drsn-jack exited"
             send(client, reader, "limit 30", "limit 30.0")
 
@@ -155,14 +240,15 @@ def main():
             assert "mix=50" in status, status
             assert "residual=on" in status, status
             assert "latency=960" in status, status
-            assert "model=(built-in)" in status, status
+            assert "model=default" in status, status
 
             client.send_signal(signal.SIGTERM)
             assert client.wait(timeout=10) == 0
         finally:
-            if client.poll() is None:
-                client.kill()
-                client.wait()
+            stop_client(client)
+
+        check_low_latency_model(drsn_jack, player, renderer, work, clean,
+                                impulse_at)
     print("drsn-jack test passed")
 
 

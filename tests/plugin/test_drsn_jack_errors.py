@@ -5,6 +5,8 @@ Checks:
   loader's message, which names the path once, and without the
   "stopped after" line of a client that ran;
 - an empty or over-long --name is rejected with its own message;
+- a built-in model name wins over a file of that name, which ./NAME
+  reaches, and a name that is neither lists the built-in models;
 - while running, a FIFO as the model is reported and the model stays;
 - an over-long command line is dropped up to its newline, so no part of it
   runs as a command;
@@ -32,11 +34,11 @@ from plugin_testlib import LineReader, jack_server  # noqa: E402
 LONG_LINE = "limit 5" + " " * 4344 + "quit"
 
 
-def run_to_exit(command, timeout=10, env=None):
+def run_to_exit(command, timeout=10, env=None, cwd=None):
     """Run drsn-jack until it exits on its own; return the result."""
     return subprocess.run(command, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout,
-                          env=env)
+                          env=env, cwd=cwd)
 
 
 def check_bad_model_option(drsn_jack, path, reason):
@@ -66,11 +68,11 @@ def check_bad_names(drsn_jack):
 class Client:
     """A running drsn-jack with readers on stdout and stderr."""
 
-    def __init__(self, drsn_jack, name, extra=(), env=None):
+    def __init__(self, drsn_jack, name, extra=(), env=None, cwd=None):
         self.process = subprocess.Popen(
             [drsn_jack, "--no-connect", "--name", name, *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env=env)
+            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
         self.out = LineReader(self.process.stdout)
         self.err = LineReader(self.process.stderr)
 
@@ -94,6 +96,32 @@ class Client:
             self.process.wait()
 
 
+def check_builtin_names(drsn_jack, work):
+    # A directory named like the low-latency model sits in the working
+    # directory; the name still selects the built-in model.
+    os.mkdir(os.path.join(work, "low-latency"))
+    client = Client(drsn_jack, "dut-builtin", ["--model", "low-latency"],
+                    cwd=work)
+    try:
+        banner = client.out.wait_for("running as", timeout=20)
+        assert "model low-latency, latency 480 samples" in banner, banner
+        assert client.stop() == 0
+    finally:
+        client.kill()
+
+    result = run_to_exit([drsn_jack, "--no-connect", "--name", "dut-file",
+                          "--model", "./low-latency"], cwd=work)
+    assert result.returncode == 1, result
+    assert "is a directory" in result.stderr, result.stderr
+
+    result = run_to_exit([drsn_jack, "--no-connect", "--name", "dut-typo",
+                          "--model", "low_latency"], cwd=work)
+    print(f"--model low_latency: {result.stderr.strip()}")
+    assert result.returncode == 1, result
+    assert "the built-in models are default, low-latency" in result.stderr, \
+        result.stderr
+
+
 def check_running_client(drsn_jack, fifo, model):
     client = Client(drsn_jack, "dut-errors")
     try:
@@ -103,7 +131,7 @@ def check_running_client(drsn_jack, fifo, model):
         line = client.err.wait_for("keeping the current model")
         assert "is not a regular file" in line, line
         assert line.count(fifo) == 1, line
-        assert "model=(built-in)" in client.status()
+        assert "model=default" in client.status()
 
         client.send(LONG_LINE)
         client.err.wait_for("command line longer than")
@@ -113,7 +141,7 @@ def check_running_client(drsn_jack, fifo, model):
 
         # stdout is a pipe here, so the line shows only if it is flushed.
         client.process.send_signal(signal.SIGHUP)
-        client.out.wait_for("model (built-in)", timeout=5)
+        client.out.wait_for("model default", timeout=5)
 
         client.send(f"model {model}  \t ")
         line = client.out.wait_for("model ")
@@ -163,6 +191,7 @@ def check_blocked_loads(drsn_jack, blocking_open, blocking_model):
 
 def main():
     drsn_jack, model, blocking_open = sys.argv[1:4]
+    drsn_jack = os.path.abspath(drsn_jack)  # some checks change directory
     with tempfile.TemporaryDirectory() as work, \
             jack_server("drsn-jack-errors"):
         fifo = os.path.join(work, "model.fifo")
@@ -175,6 +204,7 @@ def main():
         check_bad_model_option(drsn_jack, fifo, "is not a regular file")
         check_bad_model_option(drsn_jack, directory, "is a directory")
         check_bad_names(drsn_jack)
+        check_builtin_names(drsn_jack, work)
         check_running_client(drsn_jack, fifo, model)
         check_blocked_loads(drsn_jack, blocking_open, blocking_model)
     print("drsn-jack error handling test passed")

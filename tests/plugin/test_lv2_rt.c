@@ -9,8 +9,9 @@
  * queued in static memory and work() runs them outside the trap.
  *
  * The other tests check what run() outputs for unusual input (NaN, Inf,
- * denormals), that a FIFO as the model path fails at once, and how
- * restore() treats the model key.
+ * denormals), that a FIFO as the model path fails at once, how restore()
+ * treats the model key, and how the Model port switches between the
+ * built-in models and yields to a model file.
  *
  * Environment: DRSN_LV2_MODULE is the path of drsn.so, DRSN_TEST_MODEL a
  * valid model file.
@@ -148,7 +149,20 @@ enum {
   PORT_AUDIO
 };
 
+/* The Model port follows the audio ports (mono) or the Link port (stereo). */
+static uint32_t model_port_index(uint32_t channels)
+{
+  return channels == 2 ? PORT_AUDIO + 5 : PORT_AUDIO + 2;
+}
+
+/* Latencies at RATE of the models that the Model port selects. */
+#define DEFAULT_LATENCY 960.0f
+#define LOW_LATENCY 480.0f
+
 #define RATE 48000.0
+
+/* Sample rate that open_host() passes to instantiate(). */
+static double host_rate = RATE;
 #define MAX_BLOCK 8192
 #define ATOM_BYTES 8192
 
@@ -160,7 +174,7 @@ typedef struct {
   const LV2_State_Interface *state;
   uint32_t channels;
 
-  float enable, limit, mix, residual, link;
+  float enable, limit, mix, residual, link, model;
   float latency, voice, reduction;
   float in[2][MAX_BLOCK];
   float out[2][MAX_BLOCK];
@@ -309,7 +323,8 @@ static host *open_host(const char *uri, uint32_t channels,
   assert_non_null(h->worker);
   assert_non_null(h->state);
 
-  h->handle = h->descriptor->instantiate(h->descriptor, RATE, "", features);
+  h->handle =
+      h->descriptor->instantiate(h->descriptor, host_rate, "", features);
   assert_non_null(h->handle);
   h->channels = channels;
   h->noise_state = 12345u;
@@ -338,6 +353,7 @@ static host *open_host(const char *uri, uint32_t channels,
   if (channels == 2) {
     d->connect_port(h->handle, PORT_AUDIO + 4, &h->link);
   }
+  d->connect_port(h->handle, model_port_index(channels), &h->model);
   d->activate(h->handle);
   return h;
 }
@@ -517,7 +533,8 @@ static void model_swap(void **state)
     assert_finite_output(h, frames);
   }
   assert_true(announced);
-  assert_int_equal(h->freed_stages, freed_before + 1);
+  /* The built-in stage that the file replaced stays with the plugin. */
+  assert_int_equal(h->freed_stages, freed_before);
 
   /* A file that is not a model is logged and leaves the model in place. */
   const int errors_before = error_logs;
@@ -528,6 +545,14 @@ static void model_swap(void **state)
   const char *path = notified_path(h);
   assert_non_null(path);
   assert_string_equal(path, model);
+
+  /* Loading the file again replaces its stage, which the worker frees. */
+  send_model_path(h, model);
+  for (int block = 0; block < 20; ++block) {
+    fill_input(h, 256);
+    assert_int_equal(run_block(h, 256), 0);
+  }
+  assert_int_equal(h->freed_stages, freed_before + 1);
   close_host(h);
 }
 
@@ -625,12 +650,24 @@ static void no_host_features(void **state)
     assert_int_equal(alloc_trap_calls(), 0);
     assert_true(isfinite(h->out[0][0]));
   }
-  assert_float_equal(h->latency, 960.0f, 0.0f);
+  assert_float_equal(h->latency, DEFAULT_LATENCY, 0.0f);
+
+  /* The Model port needs no worker: both built-in stages exist already. */
+  h->model = 1.0f;
+  for (int i = 0; i < 4800; ++i) {
+    fill_input(h, 1);
+    alloc_trap_arm();
+    h->descriptor->run(h->handle, 1);
+    alloc_trap_disarm();
+    assert_int_equal(alloc_trap_calls(), 0);
+    assert_true(isfinite(h->out[0][0]));
+  }
+  assert_float_equal(h->latency, LOW_LATENCY, 0.0f);
   close_host(h);
 }
 
 /* Input of one channel since activation, to compare the output with. */
-#define HISTORY_MAX 65536
+#define HISTORY_MAX 131072
 #define LATENCY 960
 typedef struct {
   float samples[HISTORY_MAX];
@@ -638,10 +675,10 @@ typedef struct {
 } input_history;
 
 /* Runs one block of noise, appends its input to past and returns the
- * largest difference between the output and the input delayed by the
- * latency (silence before the first input). */
-static float run_against_delayed_input(host *h, input_history *past,
-                                       uint32_t frames)
+ * largest difference between the output and the input delayed by latency
+ * samples (silence before the first input). */
+static float run_against_input_delayed_by(host *h, input_history *past,
+                                          uint32_t frames, uint32_t latency)
 {
   fill_input(h, frames);
   assert_true(past->length + frames <= HISTORY_MAX);
@@ -650,11 +687,17 @@ static float run_against_delayed_input(host *h, input_history *past,
   float worst = 0.0f;
   for (uint32_t i = 0; i < frames; ++i) {
     const uint32_t t = past->length + i;
-    const float expected = t >= LATENCY ? past->samples[t - LATENCY] : 0.0f;
+    const float expected = t >= latency ? past->samples[t - latency] : 0.0f;
     worst = fmaxf(worst, fabsf(h->out[0][i] - expected));
   }
   past->length += frames;
   return worst;
+}
+
+static float run_against_delayed_input(host *h, input_history *past,
+                                       uint32_t frames)
+{
+  return run_against_input_delayed_by(h, past, frames, LATENCY);
 }
 
 /* Fills the input of one block of a mix case. */
@@ -899,6 +942,262 @@ static void restore_without_key_keeps_model(void **state)
   close_host(h);
 }
 
+/* Runs blocks of varied size, fails on any allocator call, and checks that
+ * the output is finite and, at a 0 dB limit, no larger than the input's
+ * peak: a crossfade blends two delayed copies of the input. */
+static void run_varied_blocks(host *h, int blocks, const char *phase)
+{
+  for (int block = 0; block < blocks; ++block) {
+    const uint32_t frames = block_sizes[block % 20] % 700 + 1;
+    fill_input(h, frames);
+    const int calls = run_block(h, frames);
+    if (calls) {
+      fail_msg("%s: block %d (%u frames) made %d allocator calls", phase,
+               block, frames, calls);
+    }
+    assert_finite_output(h, frames);
+    if (h->limit != 0.0f) {
+      continue;
+    }
+    for (uint32_t c = 0; c < h->channels; ++c) {
+      for (uint32_t i = 0; i < frames; ++i) {
+        if (fabsf(h->out[c][i]) > 0.3001f) {
+          fail_msg("%s: block %d, channel %u, sample %u is %g, beyond the "
+                   "input's peak of 0.3",
+                   phase, block, c, i, (double)h->out[c][i]);
+        }
+      }
+    }
+  }
+}
+
+/* Runs blocks of 256 samples and returns the largest difference between
+ * the output of channel 0 and its input delayed by latency samples. The
+ * first latency samples are skipped, because their input came earlier. */
+static float delay_error(host *h, uint32_t latency, int blocks)
+{
+  static input_history past;
+  past.length = 0;
+  float worst = 0.0f;
+  for (int block = 0; block < blocks; ++block) {
+    fill_input(h, 256);
+    assert_true(past.length + 256 <= HISTORY_MAX);
+    memcpy(past.samples + past.length, h->in[0], 256 * sizeof(float));
+    assert_int_equal(run_block(h, 256), 0);
+    for (uint32_t i = 0; i < 256; ++i) {
+      const uint32_t t = past.length + i;
+      if (t >= latency) {
+        worst = fmaxf(worst, fabsf(h->out[0][i] - past.samples[t - latency]));
+      }
+    }
+    past.length += 256;
+  }
+  return worst;
+}
+
+/* Runs 40 blocks of varied size, enough for a warm-up and a crossfade, then
+ * checks the latency output and, at a 0 dB limit, that the output is the
+ * input delayed by that latency. */
+static void check_settles_on_latency(host *h, float latency,
+                                     const char *phase)
+{
+  run_varied_blocks(h, 40, phase);
+  assert_float_equal(h->latency, latency, 0.0f);
+  assert_true(delay_error(h, (uint32_t)latency, 12) < 1e-5f);
+}
+
+/* The Model port switches to the low-latency model and back while running:
+ * the latency output changes once the new model is in use, and at a 0 dB
+ * limit the output is then the input delayed by that latency. */
+static void check_model_port_switch(const char *uri, uint32_t channels)
+{
+  host *h = open_host(uri, channels, all_features);
+  h->limit = 0.0f;
+  run_varied_blocks(h, 10, "default model");
+  assert_float_equal(h->latency, DEFAULT_LATENCY, 0.0f);
+
+  /* The new model first fills its 480-sample latency, so the old one
+   * still plays after one block of 256. */
+  h->model = 1.0f;
+  fill_input(h, 256);
+  assert_int_equal(run_block(h, 256), 0);
+  assert_float_equal(h->latency, DEFAULT_LATENCY, 0.0f);
+  check_settles_on_latency(h, LOW_LATENCY, "switch to the low-latency model");
+
+  h->model = 0.0f;
+  check_settles_on_latency(h, DEFAULT_LATENCY, "switch to the default model");
+  assert_int_equal(h->freed_stages, 0); /* built-in stages are kept */
+  close_host(h);
+}
+
+static void model_port_switch_mono(void **state)
+{
+  (void)state;
+  check_model_port_switch("urn:drsn-denoise:mono", 1);
+}
+
+static void model_port_switch_stereo(void **state)
+{
+  (void)state;
+  check_model_port_switch("urn:drsn-denoise:stereo", 2);
+}
+
+/* Toggling the port every other block interrupts warm-ups and has to wait
+ * for running crossfades, but the plugin still settles on the last value. */
+static void model_port_toggling(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:stereo", 2, all_features);
+  h->limit = 0.0f;
+  for (int block = 0; block < 120; ++block) {
+    const uint32_t frames = block_sizes[block % 20] % 700 + 1;
+    h->model = (float)((block / 2) % 2);
+    fill_input(h, frames);
+    const int calls = run_block(h, frames);
+    if (calls) {
+      fail_msg("block %d (%u frames, model %.0f) made %d allocator calls",
+               block, frames, (double)h->model, calls);
+    }
+    assert_finite_output(h, frames);
+  }
+  h->model = 1.0f;
+  check_settles_on_latency(h, LOW_LATENCY, "settle on the low-latency model");
+  assert_int_equal(h->freed_stages, 0);
+  close_host(h);
+}
+
+/* A port value set before the first block after activate() takes effect
+ * at once, without warm-up or crossfade, as in lv2apply or a session that
+ * is being loaded. */
+static void model_port_at_activation(void **state)
+{
+  (void)state;
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->limit = 0.0f;
+  h->model = 1.0f;
+  static input_history past;
+  past.length = 0;
+  for (int block = 0; block < 10; ++block) {
+    const float difference = run_against_input_delayed_by(h, &past, 256, 480);
+    if (difference >= 1e-5f) {
+      fail_msg("block %d differs from the input delayed by 480 samples by "
+               "%g",
+               block, (double)difference);
+    }
+    assert_float_equal(h->latency, LOW_LATENCY, 0.0f);
+  }
+
+  h->descriptor->deactivate(h->handle);
+  h->model = 0.0f;
+  h->descriptor->activate(h->handle);
+  past.length = 0;
+  for (int block = 0; block < 10; ++block) {
+    assert_true(run_against_input_delayed_by(h, &past, 256, 960) < 1e-5f);
+    assert_float_equal(h->latency, DEFAULT_LATENCY, 0.0f);
+  }
+  close_host(h);
+}
+
+/* While a model file is set, the port has no effect. Clearing the path
+ * with patch:Set "" switches to the model that the port selects, and the
+ * worker frees the file's stage. */
+static void model_file_wins_over_port(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  assert_non_null(model);
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->limit = 0.0f;
+  send_model_path(h, model);
+  run_varied_blocks(h, 40, "load the model file");
+
+  h->model = 1.0f;
+  check_settles_on_latency(h, DEFAULT_LATENCY,
+                           "port set while a file is in use");
+  assert_int_equal(h->freed_stages, 0);
+
+  /* The worker responds after the first block, and the second block
+   * announces the empty path. */
+  send_model_path(h, "");
+  for (int block = 0; block < 2; ++block) {
+    fill_input(h, 256);
+    assert_int_equal(run_block(h, 256), 0);
+  }
+  const char *path = notified_path(h);
+  assert_non_null(path);
+  assert_string_equal(path, "");
+  check_settles_on_latency(h, LOW_LATENCY, "path cleared");
+  assert_int_equal(h->freed_stages, 1);
+  close_host(h);
+}
+
+/* restore() follows the same rule. A state with a file keeps the file's
+ * model whatever the port's value, and one with an empty path returns to
+ * the model that the port selects. */
+static void restore_respects_model_port(void **state)
+{
+  (void)state;
+  const char *model = getenv("DRSN_TEST_MODEL");
+  assert_non_null(model);
+  host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+  h->limit = 0.0f;
+  h->model = 1.0f;
+  run_varied_blocks(h, 20, "low-latency model");
+  assert_float_equal(h->latency, LOW_LATENCY, 0.0f);
+
+  saved_state custom = state_naming(model);
+  assert_int_equal(
+      h->state->restore(h->handle, retrieve_value, &custom, 0, NULL),
+      LV2_STATE_SUCCESS);
+  check_settles_on_latency(h, DEFAULT_LATENCY, "restored model file");
+
+  saved_state cleared = state_naming("");
+  assert_int_equal(
+      h->state->restore(h->handle, retrieve_value, &cleared, 0, NULL),
+      LV2_STATE_SUCCESS);
+  check_settles_on_latency(h, LOW_LATENCY, "restored empty path");
+
+  saved_state stored = {0};
+  assert_int_equal(h->state->save(h->handle, store_value, &stored, 0, NULL),
+                   LV2_STATE_SUCCESS);
+  assert_false(stored.stored);
+  close_host(h);
+}
+
+/* The latency output at every sample rate of the table in
+ * docs/user-guide.md: one window, whose hop is the model's hop (480 or 240
+ * samples at 48 kHz) scaled to the rate and rounded half away from zero. */
+static void latency_per_rate(void **state)
+{
+  (void)state;
+  static const struct {
+    double rate;
+    float latency[2]; /* default model, low-latency model */
+  } table[] = {
+      {8000.0, {160.0f, 80.0f}},     {11025.0, {220.0f, 110.0f}},
+      {16000.0, {320.0f, 160.0f}},   {22050.0, {442.0f, 220.0f}},
+      {32000.0, {640.0f, 320.0f}},   {44100.0, {882.0f, 442.0f}},
+      {48000.0, {960.0f, 480.0f}},   {96000.0, {1920.0f, 960.0f}},
+      {192000.0, {3840.0f, 1920.0f}},
+  };
+  for (size_t k = 0; k < sizeof table / sizeof table[0]; ++k) {
+    host_rate = table[k].rate;
+    for (int model = 0; model < 2; ++model) {
+      host *h = open_host("urn:drsn-denoise:mono", 1, all_features);
+      h->model = (float)model;
+      fill_input(h, 64);
+      assert_int_equal(run_block(h, 64), 0);
+      if (h->latency != table[k].latency[model]) {
+        fail_msg("%.0f Hz, model %d: latency %g, expected %g",
+                 table[k].rate, model, (double)h->latency,
+                 (double)table[k].latency[model]);
+      }
+      close_host(h);
+    }
+  }
+  host_rate = RATE;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -916,6 +1215,13 @@ int main(void)
       cmocka_unit_test(fifo_model_rejected),
       cmocka_unit_test(restore_crossfades_model),
       cmocka_unit_test(restore_without_key_keeps_model),
+      cmocka_unit_test(model_port_switch_mono),
+      cmocka_unit_test(model_port_switch_stereo),
+      cmocka_unit_test(model_port_toggling),
+      cmocka_unit_test(model_port_at_activation),
+      cmocka_unit_test(model_file_wins_over_port),
+      cmocka_unit_test(restore_respects_model_port),
+      cmocka_unit_test(latency_per_rate),
   };
   return cmocka_run_group_tests(tests, setup_options, NULL);
 }
