@@ -40,6 +40,11 @@ drsn_status drsn_error_set(drsn_error *err, drsn_status status,
 #define DRSN_MODEL_MAX_OVERLAP 16u     /* window_samples / hop_samples */
 #define DRSN_MODEL_MAX_WINDOW_MS 100u  /* window_samples / rate_hz */
 #define DRSN_MODEL_MAX_FILE_BYTES (64u << 20)
+#define DRSN_MODEL_MAX_FRAMES_PER_SECOND 1000u /* a hop of at least 1 ms */
+/* Network state per audio channel, and compute: 10 times the default
+ * model's 30 M multiply-accumulates per second. */
+#define DRSN_MODEL_MAX_STATE_BYTES (4u << 20)
+#define DRSN_MODEL_MAX_MACS_PER_SECOND 400e6
 
 /** Weights of one residual shrinkage block; pointers into model storage. */
 typedef struct {

@@ -145,6 +145,22 @@ static void expect(tensor_expected *e, size_t *count, size_t *floats,
   *floats += t->values;
 }
 
+/**
+ * Returns the bytes of network state one audio channel needs, as
+ * drsn_net_create allocates them: the input history of every convolution,
+ * the scratch rows and the recurrent state.
+ */
+static double model_state_bytes(const drsn_model *m)
+{
+  const double Bp = m->band_count + (m->kernel_freq - 1);
+  const double C = m->channels, KT = m->kernel_time;
+  double floats = KT * m->input_channels * Bp + 3 * C * Bp;
+  for (uint32_t i = 0; i < m->block_count; i++)
+    floats += ((KT - 1) * m->blocks[i].dilation + 1) * C * Bp;
+  floats += 3 * C + m->attention_hidden + 8.0 * m->recurrent_hidden;
+  return floats * sizeof(float);
+}
+
 /** Lists the tensors the header implies; returns their total floats. */
 static size_t expected_tensors(const drsn_model *m, tensor_expected *e,
                                size_t *count)
@@ -328,9 +344,16 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          "model '%.200s': window_samples %u is not a multiple of "
          "hop_samples %u",
          name, m->window_samples, m->hop_samples);
+  /* The square-root Hann pair reconstructs only when windows overlap: with
+   * window == hop its overlap sum is 0 at the frame start. */
+  if (m->window_samples / m->hop_samples < 2)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': window_samples %u must be at least 2 times "
+         "hop_samples %u",
+         name, m->window_samples, m->hop_samples);
   /* These bounds keep a crafted file from making the engine's cost per
-   * sample unbounded: at most 16 windows overlap, and a window lasts at most
-   * 100 ms, whatever the host rate. */
+   * sample unbounded: at most 16 windows overlap, a window lasts at most
+   * 100 ms and a hop at least 1 ms, whatever the host rate. */
   if (m->window_samples / m->hop_samples > DRSN_MODEL_MAX_OVERLAP)
     FAIL(DRSN_ERR_MODEL_HEADER,
          "model '%.200s': window_samples %u is more than %u times "
@@ -342,6 +365,11 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
          "model '%.200s': window_samples %u lasts more than %u ms at "
          "rate_hz %u",
          name, m->window_samples, DRSN_MODEL_MAX_WINDOW_MS, m->rate_hz);
+  if ((uint64_t)m->hop_samples * DRSN_MODEL_MAX_FRAMES_PER_SECOND <
+      m->rate_hz)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': hop_samples %u is shorter than 1 ms at rate_hz %u",
+         name, m->hop_samples, m->rate_hz);
   READ_FIELD(band_count);
   CHECK_RANGE(band_count, 2u, DRSN_MODEL_MAX_BANDS);
   READ_FIELD(channels);
@@ -403,6 +431,21 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
            d, i, DRSN_MODEL_MAX_DILATION);
     m->blocks[i].dilation = d;
   }
+
+  /* A legal header can still ask for gigabytes of history or more compute
+   * than any machine has; both are bounded before anything is allocated. */
+  const double state_bytes = model_state_bytes(m);
+  if (state_bytes > DRSN_MODEL_MAX_STATE_BYTES)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': the network state would take %.0f MiB per audio "
+         "channel, more than the %u MiB allowed",
+         name, state_bytes / 1048576.0, DRSN_MODEL_MAX_STATE_BYTES >> 20);
+  const double macs = drsn_model_macs_per_second(m);
+  if (macs > DRSN_MODEL_MAX_MACS_PER_SECOND)
+    FAIL(DRSN_ERR_MODEL_HEADER,
+         "model '%.200s': the network needs %.0f million multiply-"
+         "accumulates per second, more than the %.0f million allowed",
+         name, macs / 1e6, DRSN_MODEL_MAX_MACS_PER_SECOND / 1e6);
 
   for (uint32_t b = 0; b < m->band_count; b++) {
     uint32_t bits;

@@ -333,6 +333,50 @@ static void test_recurrent_model(void **state)
   free(data);
 }
 
+/* Legal header fields whose combination would break the engine or make it
+ * unbounded in memory or time. */
+static void test_costly_models_rejected(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  unsigned char *data;
+  size_t size;
+
+  mw_small_spec(&spec); /* window == hop: the windows would not overlap */
+  spec.hop_samples = spec.window_samples;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "at least 2 times");
+  free(data);
+
+  mw_small_spec(&spec); /* 1500 frames per second */
+  spec.window_samples = 256;
+  spec.hop_samples = 32;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "shorter than 1 ms");
+  free(data);
+
+  mw_small_spec(&spec); /* about 600 MiB of history per channel */
+  spec.kernel_time = 16;
+  spec.block_count = 64;
+  for (uint32_t i = 0; i < 64; i++)
+    spec.dilations[i] = 1024;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "network state");
+  free(data);
+
+  mw_small_spec(&spec); /* 420 M multiply-accumulates per second */
+  spec.band_count = 128;
+  for (uint32_t b = 0; b < 128; b++)
+    spec.band_centres_hz[b] = 150.0f * (float)b;
+  spec.channels = 128;
+  spec.block_count = 1;
+  spec.kernel_time = 1;
+  spec.kernel_freq = 1;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "multiply-accumulates");
+  free(data);
+}
+
 static void test_wrong_magic(void **state)
 {
   (void)state;
@@ -542,6 +586,7 @@ int main(void)
       cmocka_unit_test(test_wrong_magic),
       cmocka_unit_test(test_wrong_version),
       cmocka_unit_test(test_recurrent_model),
+      cmocka_unit_test(test_costly_models_rejected),
       cmocka_unit_test(test_bad_header),
       cmocka_unit_test(test_wrong_shape),
       cmocka_unit_test(test_missing_tensor),
