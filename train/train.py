@@ -26,6 +26,7 @@ from drsn.model import DRSN, Config  # noqa: E402
 
 COMPRESSION = 0.3
 OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean target
+LOW_BAND_HZ = 5000.0            # upper edge of the bins that --low-band-weight weights
 COMPLEX_WEIGHT = 0.3
 VOICE_WEIGHT = 0.05
 
@@ -60,22 +61,29 @@ def si_sdr_db(reference, estimate):
     return 10 * torch.log10((target ** 2).sum(-1) + 1e-9) - 10 * torch.log10((noise ** 2).sum(-1) + 1e-9)
 
 
-def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01):
+def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0):
     spec, out, gains, voice = model(noisy)
     target = model.stft(clean)
     mask = bin_mask(model, cutoff_hz)
+    spectral_mask = mask
+    if low_band_weight != 1.0:
+        # Intelligibility (ESTOI) is measured below about 5 kHz, where a tenth of the bins lie.
+        cfg = model.cfg
+        freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+        band_weight = 1.0 + (low_band_weight - 1.0) * (freqs <= LOW_BAND_HZ).float()
+        spectral_mask = mask * band_weight[None, :, None]
 
     out_mag = (out.abs() + 1e-8) ** COMPRESSION
     tgt_mag = (target.abs() + 1e-8) ** COMPRESSION
     diff = out_mag - tgt_mag
     weight = 1.0 + (OVER_SUPPRESSION_WEIGHT - 1.0) * (diff < 0).float()
-    norm = mask.sum() * out.shape[-1] + 1e-9
-    magnitude = (mask * weight * diff ** 2).sum() / norm
+    norm = spectral_mask.sum() * out.shape[-1] + 1e-9
+    magnitude = (spectral_mask * weight * diff ** 2).sum() / norm
 
     # Compressed complex spectra, written without angle() because its gradient at 0 is NaN.
     out_c = out * (out_mag / (out.abs() + 1e-8))
     tgt_c = target * (tgt_mag / (target.abs() + 1e-8))
-    complex_term = (mask * (out_c - tgt_c).abs() ** 2).sum() / norm
+    complex_term = (spectral_mask * (out_c - tgt_c).abs() ** 2).sum() / norm
 
     # Frames whose clean energy is within 40 dB of the crop's loudest frame count as speech.
     frame_energy = (target.abs() ** 2).sum(dim=1)
@@ -109,12 +117,12 @@ def feature_statistics(model, mixer, rng, batches=20, batch=16):
 
 
 @torch.no_grad()
-def validate(model, val_batches, si_sdr_weight):
+def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0):
     model.eval()
     total, count = 0.0, 0
     for noisy, clean, cutoff in val_batches:
         loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                             si_sdr_weight)
+                             si_sdr_weight, low_band_weight)
         total += loss.item()
         count += 1
     model.train()
@@ -164,6 +172,8 @@ def main():
     ap.add_argument("--val-batches", type=int, default=8)
     ap.add_argument("--si-sdr-weight", type=float, default=0.01,
                     help="weight of the band-limited SI-SDR loss term, per dB")
+    ap.add_argument("--low-band-weight", type=float, default=1.0,
+                    help="weight of the bins up to 5 kHz in the spectral loss terms")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--seed", type=int, default=1)
@@ -219,7 +229,7 @@ def main():
             group["lr"] = learning_rate(step, args)
         noisy, clean, cutoff = train_mix.batch(rng, args.batch)
         loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                                 args.si_sdr_weight)
+                                 args.si_sdr_weight, args.low_band_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -234,7 +244,7 @@ def main():
                   f"lr {learning_rate(step, args):.2e} {rate:.2f} s/step", flush=True)
             window_loss = []
         if step % args.validate_every == 0 or step == args.steps:
-            val = validate(model, val_batches, args.si_sdr_weight)
+            val = validate(model, val_batches, args.si_sdr_weight, args.low_band_weight)
             history.append({"step": step, "val": val, "time": time.time()})
             print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
             if val < best:
