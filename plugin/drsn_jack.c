@@ -905,6 +905,11 @@ static int parse_options(int argc, char **argv, options *opt)
       opt->channels = (uint32_t)value;
       break;
     case 'M':
+      if (optarg[0] == '\0') {
+        fprintf(stderr, "drsn-jack: --model expects 'default', 'low-latency' "
+                        "or a model file, not an empty string\n");
+        return 1;
+      }
       opt->model = optarg;
       break;
     case 'n':

@@ -58,6 +58,10 @@ def check_bad_names(drsn_jack):
     assert result.returncode == 1, result
     assert "empty" in result.stderr, result.stderr
 
+    result = run_to_exit([drsn_jack, "--no-connect", "--model", ""])
+    assert result.returncode == 1, result
+    assert "--model expects" in result.stderr, result.stderr
+
     result = run_to_exit([drsn_jack, "--no-connect", "--name", "x" * 300])
     assert result.returncode == 1, result
     assert "too long" in result.stderr, result.stderr
