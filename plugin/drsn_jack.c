@@ -1046,9 +1046,9 @@ int main(int argc, char **argv)
   atomic_init(&app.residual, opt.residual);
   atomic_init(&app.linked, opt.linked);
   pthread_mutex_init(&app.build_lock, NULL);
-  /* An empty --model selects the default model, as before built-in names
-   * existed. */
-  const char *model = opt.model && opt.model[0] ? opt.model : "default";
+  /* Without --model the default model runs (parse_options rejects an empty
+   * one). */
+  const char *model = opt.model ? opt.model : "default";
   if (strlen(model) >= MODEL_PATH_MAX) {
     fprintf(stderr, "drsn-jack: model path is longer than %d bytes\n",
             MODEL_PATH_MAX - 1);
