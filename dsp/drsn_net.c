@@ -31,7 +31,7 @@ struct drsn_net {
   drsn_ring *block_in; /**< [block_count] block inputs h */
   float *h_out;        /**< [C][Bp] output of the last layer before relu */
   float *a;            /**< [C][Bp] relu(conv1) */
-  float *r;            /**< [C][Bp] conv2 */
+  float *r;            /**< [C][Bp] conv2, then [C][B] relu(h) for rnn_in */
   float *mean_abs;     /**< [C] */
   float *hidden;       /**< [H] */
   float *tau;          /**< [C] */
@@ -271,18 +271,45 @@ static void shrink(const drsn_net *net, const drsn_block_weights *w)
   }
 }
 
+/*
+ * The dot products below accumulate in DOT_LANES independent partial sums,
+ * because gcc vectorises a reduction only when it may reorder the additions,
+ * and a single running sum forbids that without -ffast-math. The result
+ * differs from the sequential sum only by float rounding.
+ */
+#define DOT_LANES 8
+_Static_assert(DOT_LANES == 8, "sum_lanes adds exactly 8 lanes");
+
+static float sum_lanes(const float *lane)
+{
+  float half[DOT_LANES / 2];
+  for (size_t k = 0; k < DOT_LANES / 2; k++)
+    half[k] = lane[k] + lane[k + DOT_LANES / 2];
+  return (half[0] + half[2]) + (half[1] + half[3]);
+}
+
+/** Returns sum_j a[j] b[j] for j < n. */
+static float dot(const float *restrict a, const float *restrict b, size_t n)
+{
+  float lane[DOT_LANES] = {0.0f};
+  size_t j = 0;
+  for (; j + DOT_LANES <= n; j += DOT_LANES)
+    for (size_t k = 0; k < DOT_LANES; k++)
+      lane[k] += a[j + k] * b[j + k];
+
+  float tail = 0.0f;
+  for (; j < n; j++)
+    tail += a[j] * b[j];
+  return sum_lanes(lane) + tail;
+}
+
 /** y[i] = bias[i] + sum_j w[i][j] x[j] for i < rows, j < cols. */
 static void dense(const float *restrict w, const float *restrict bias,
                   const float *restrict x, uint32_t rows, uint32_t cols,
                   float *restrict y)
 {
-  for (size_t i = 0; i < rows; i++) {
-    const float *restrict row = w + i * cols;
-    float acc = 0.0f;
-    for (size_t j = 0; j < cols; j++)
-      acc += row[j] * x[j];
-    y[i] = bias[i] + acc;
-  }
+  for (size_t i = 0; i < rows; i++)
+    y[i] = bias[i] + dot(w + i * cols, x, cols);
 }
 
 /**
@@ -294,19 +321,18 @@ static void recurrent(drsn_net *net, float *logits)
   const drsn_model *m = net->model;
   const uint32_t B = net->B, Bp = net->Bp, P = net->P, C = net->C, R = net->R;
 
-  for (size_t i = 0; i < R; i++) {
-    const float *restrict w = m->rnn_in_weight + i * (size_t)C * B;
-    float acc = m->rnn_in_bias[i];
-    for (size_t c = 0; c < C; c++) {
-      const float *restrict hc = net->h_out + c * Bp + P;
-      const float *restrict wc = w + c * B;
-      float part = 0.0f;
-      for (size_t b = 0; b < B; b++)
-        part += wc[b] * (hc[b] > 0.0f ? hc[b] : 0.0f);
-      acc += part;
-    }
-    net->rnn_x[i] = acc > 0.0f ? acc : 0.0f;
+  /* relu(h) without the pad bands, as [C][B] like the rnn_in weight rows.
+   * It reuses net->r, because the blocks no longer need it and no layer
+   * reads its pad bands. */
+  float *restrict u = net->r;
+  for (size_t c = 0; c < C; c++) {
+    const float *restrict hc = net->h_out + c * Bp + P;
+    for (size_t b = 0; b < B; b++)
+      u[c * B + b] = hc[b] > 0.0f ? hc[b] : 0.0f;
   }
+  dense(m->rnn_in_weight, m->rnn_in_bias, u, R, C * B, net->rnn_x);
+  for (size_t i = 0; i < R; i++)
+    net->rnn_x[i] = net->rnn_x[i] > 0.0f ? net->rnn_x[i] : 0.0f;
 
   dense(m->rnn_weight_ih, m->rnn_bias_ih, net->rnn_x, 3 * R, R, net->rnn_gi);
   dense(m->rnn_weight_hh, m->rnn_bias_hh, net->rnn_h, 3 * R, R, net->rnn_gh);
@@ -320,10 +346,7 @@ static void recurrent(drsn_net *net, float *logits)
 
   for (size_t b = 0; b < B; b++) {
     const float *restrict w = m->rnn_out_weight + b * R;
-    float acc = m->rnn_out_bias[b];
-    for (size_t i = 0; i < R; i++)
-      acc += w[i] * net->rnn_h[i];
-    logits[b] += acc;
+    logits[b] += m->rnn_out_bias[b] + dot(w, net->rnn_h, R);
   }
 }
 
