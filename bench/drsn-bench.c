@@ -269,15 +269,6 @@ static int run_timing(const drsn_model *model, const bench_options *options) {
   return status;
 }
 
-static int is_builtin_model(const char *name) {
-  for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
-    if (strcmp(name, *builtin) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   bench_options options;
   int parsed = parse_options(argc, argv, &options);
@@ -296,7 +287,7 @@ int main(int argc, char **argv) {
   drsn_model *model = NULL;
   drsn_error error;
   memset(&error, 0, sizeof error);
-  int builtin = !options.model || is_builtin_model(options.model);
+  int builtin = !options.model || drsn_model_is_builtin(options.model);
   drsn_status status =
       !options.model ? drsn_model_load_default(&model, &error)
       : builtin      ? drsn_model_load_builtin(options.model, &model, &error)

@@ -77,6 +77,9 @@ drsn_status drsn_model_load_default(drsn_model **out, drsn_error *err);
  */
 const char *const *drsn_model_builtin_names(void);
 
+/** Returns 1 if name is one of drsn_model_builtin_names(), else 0. */
+int drsn_model_is_builtin(const char *name);
+
 /**
  * Loads a built-in model by name. An unknown name gives
  * DRSN_ERR_INVALID_ARGUMENT and a message that lists the built-in names.

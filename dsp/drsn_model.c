@@ -710,6 +710,14 @@ const char *const *drsn_model_builtin_names(void)
   return builtin_names;
 }
 
+int drsn_model_is_builtin(const char *name)
+{
+  for (const char *const *builtin = builtin_names; name && *builtin; builtin++)
+    if (strcmp(name, *builtin) == 0)
+      return 1;
+  return 0;
+}
+
 drsn_status drsn_model_load_builtin(const char *name, drsn_model **out,
                                     drsn_error *err)
 {

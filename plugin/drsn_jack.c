@@ -231,24 +231,13 @@ static int on_process(jack_nframes_t frames, void *arg)
   return 0;
 }
 
-static bool is_builtin_model(const char *name)
-{
-  for (const char *const *builtin = drsn_model_builtin_names(); *builtin;
-       ++builtin) {
-    if (!strcmp(name, *builtin)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 /* Creates a stage for a built-in model name or a model file. Not real-time
  * safe. */
 static drsn_status load_model_stage(const char *model, double rate,
                                     uint32_t channels, uint32_t chunk,
                                     fe_stage **out, drsn_error *err)
 {
-  if (is_builtin_model(model)) {
+  if (drsn_model_is_builtin(model)) {
     return fe_stage_load_builtin(model, rate, channels, chunk, out, err);
   }
   return fe_stage_load(model, rate, channels, chunk, out, err);

@@ -211,18 +211,10 @@ static int parse_options(int argc, char **argv, cli_options *cli) {
   return 0;
 }
 
-static int is_builtin_model(const char *name) {
-  for (const char *const *builtin = drsn_model_builtin_names(); *builtin; builtin++) {
-    if (strcmp(name, *builtin) == 0) {
-      return 1;
-    }
-  }
-  return 0;
-}
-
 static drsn_model *load_model(const char *path) {
   struct stat path_stat;
-  if (path && stat(path, &path_stat) == 0 && S_ISDIR(path_stat.st_mode)) {
+  if (path && !drsn_model_is_builtin(path) && stat(path, &path_stat) == 0 &&
+      S_ISDIR(path_stat.st_mode)) {
     fprintf(stderr, "%s: model %s is a directory; --model expects a model file\n",
             program_name, path);
     return NULL;
@@ -233,7 +225,7 @@ static drsn_model *load_model(const char *path) {
   drsn_status status;
   if (!path) {
     status = drsn_model_load_default(&model, &error);
-  } else if (is_builtin_model(path)) {
+  } else if (drsn_model_is_builtin(path)) {
     status = drsn_model_load_builtin(path, &model, &error);
   } else {
     status = drsn_model_load_file(path, &model, &error);

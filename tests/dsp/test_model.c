@@ -128,6 +128,10 @@ static void test_builtin_models(void **state)
   assert_string_equal(names[0], "default");
   assert_string_equal(names[1], "low-latency");
   assert_null(names[2]);
+  assert_int_equal(drsn_model_is_builtin("default"), 1);
+  assert_int_equal(drsn_model_is_builtin("low-latency"), 1);
+  assert_int_equal(drsn_model_is_builtin("./default"), 0);
+  assert_int_equal(drsn_model_is_builtin(NULL), 0);
 
   const uint32_t max_latency[] = {960, 480};
   for (size_t i = 0; names[i]; i++) {
