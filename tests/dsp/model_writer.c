@@ -196,7 +196,10 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
 
   put_bytes(&b, f->magic ? f->magic : "DRSNMODL", 8);
   const uint32_t R = s->recurrent_hidden;
-  put_u32(&b, f->version ? f->version : R ? 2 : 1);
+  uint32_t version = R ? 2 : 1;
+  if (f->version)
+    version = f->version;
+  put_u32(&b, version);
   put_u32(&b, s->rate_hz);
   put_u32(&b, s->window_samples);
   put_u32(&b, s->hop_samples);
