@@ -10,8 +10,8 @@
  * (including the experimental AGC, which the default Config turns on), the
  * high-pass filter, level estimation, voice detection and the transient
  * suppressor are off. At 48 kHz the library splits each frame into three
- * 8 kHz wide bands sampled at 16 kHz, suppresses noise in the lowest one in
- * the frequency domain and scales the two others by one gain per frame
+ * 8 kHz wide bands sampled at 16 kHz. It suppresses noise in the lowest band
+ * in the frequency domain and scales the two others by one gain per frame
  * derived from it. Nothing is resampled, so other rates are rejected.
  *
  * NOTE: the three-band filter bank alone does not reconstruct its input
