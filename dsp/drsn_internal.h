@@ -228,6 +228,12 @@ void drsn_net_copy_recurrent(const drsn_net *net, float *out);
 /** Bytes of state one net keeps (history rings and scratch). */
 size_t drsn_net_state_bytes(const drsn_net *net);
 
+/**
+ * Floats of the history rings and scratch rows a net for model m allocates,
+ * from the header fields alone (the loader bounds it before the tensors).
+ */
+double drsn_net_state_floats(const drsn_model *m);
+
 /* ------------------------------------------------------------------------ */
 /* Engine internals (drsn_engine.c)                                         */
 

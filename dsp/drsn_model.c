@@ -145,22 +145,6 @@ static void expect(tensor_expected *e, size_t *count, size_t *floats,
   *floats += t->values;
 }
 
-/**
- * Returns the bytes of network state one audio channel needs, as
- * drsn_net_create allocates them: the input history of every convolution,
- * the scratch rows and the recurrent state.
- */
-static double model_state_bytes(const drsn_model *m)
-{
-  const double Bp = m->band_count + (m->kernel_freq - 1);
-  const double C = m->channels, KT = m->kernel_time;
-  double floats = KT * m->input_channels * Bp + 3 * C * Bp;
-  for (uint32_t i = 0; i < m->block_count; i++)
-    floats += ((KT - 1) * m->blocks[i].dilation + 1) * C * Bp;
-  floats += 3 * C + m->attention_hidden + 8.0 * m->recurrent_hidden;
-  return floats * sizeof(float);
-}
-
 /** Lists the tensors the header implies; returns their total floats. */
 static size_t expected_tensors(const drsn_model *m, tensor_expected *e,
                                size_t *count)
@@ -434,7 +418,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
 
   /* A legal header can still ask for gigabytes of history or more compute
    * than any machine has; both are bounded before anything is allocated. */
-  const double state_bytes = model_state_bytes(m);
+  const double state_bytes = drsn_net_state_floats(m) * sizeof(float);
   if (state_bytes > DRSN_MODEL_MAX_STATE_BYTES)
     FAIL(DRSN_ERR_MODEL_HEADER,
          "model '%.200s': the network state would take %.0f MiB per audio "

@@ -42,6 +42,7 @@ struct drsn_net {
   float *rnn_gi;       /**< [3R] input gate sums */
   float *rnn_gh;       /**< [3R] state gate sums */
   const float **taps;  /**< [KT] frame pointers */
+  float *state;        /**< one buffer behind the rings and the rows above */
   size_t state_bytes;
 };
 
@@ -50,15 +51,55 @@ static float sigmoidf(float x)
   return 1.0f / (1.0f + expf(-x));
 }
 
-static drsn_status ring_init(drsn_ring *ring, uint32_t slots,
-                             size_t slot_floats, size_t *bytes)
+/* The sizes below serve both drsn_net_create() and the model loader, which
+ * bounds the state before anything is allocated. */
+
+static uint32_t padded_bands(const drsn_model *m)
+{
+  return m->band_count + 2 * ((m->kernel_freq - 1) / 2);
+}
+
+/** Frames block i keeps of its input: its causal span. */
+static uint32_t block_slots(const drsn_model *m, uint32_t block)
+{
+  return (m->kernel_time - 1) * m->blocks[block].dilation + 1;
+}
+
+/** Floats of the per-frame rows and vectors that follow the rings. */
+static double scratch_floats(const drsn_model *m)
+{
+  const double row = (double)m->channels * padded_bands(m);
+  const double R = m->recurrent_hidden ? m->recurrent_hidden : 1;
+  /* h_out, a, r; mean_abs, tau, u_mean; hidden; rnn_x, rnn_h, rnn_gi, rnn_gh */
+  return 3 * row + 3.0 * m->channels + m->attention_hidden + 8 * R;
+}
+
+double drsn_net_state_floats(const drsn_model *m)
+{
+  const double Bp = padded_bands(m), C = m->channels;
+  double floats = (double)m->kernel_time * m->input_channels * Bp;
+  for (uint32_t i = 0; i < m->block_count; i++)
+    floats += block_slots(m, i) * C * Bp;
+  return floats + scratch_floats(m);
+}
+
+/** Gives ring the next slots * slot_floats floats of the state buffer. */
+static void ring_init(drsn_ring *ring, uint32_t slots, size_t slot_floats,
+                      float **next)
 {
   ring->slots = slots;
   ring->pos = 0;
   ring->slot_floats = slot_floats;
-  ring->data = calloc((size_t)slots * slot_floats, sizeof(float));
-  *bytes += (size_t)slots * slot_floats * sizeof(float);
-  return ring->data ? DRSN_OK : DRSN_ERR_NO_MEMORY;
+  ring->data = *next;
+  *next += (size_t)slots * slot_floats;
+}
+
+/** Takes the next count floats of the state buffer. */
+static float *take(float **next, size_t count)
+{
+  float *p = *next;
+  *next += count;
+  return p;
 }
 
 static float *ring_advance(drsn_ring *ring)
@@ -150,39 +191,37 @@ drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
   net->R = model->recurrent_hidden;
 
   const size_t row = (size_t)net->C * net->Bp;
-  size_t bytes = sizeof *net;
-  int ok = ring_init(&net->stem_in, net->KT,
-                     (size_t)model->input_channels * net->Bp, &bytes) == DRSN_OK;
+  const size_t floats = (size_t)drsn_net_state_floats(model);
+  const size_t R = net->R ? net->R : 1;
+  net->state = calloc(floats, sizeof(float));
   net->block_in = calloc(model->block_count ? model->block_count : 1,
                          sizeof *net->block_in);
-  ok = ok && net->block_in;
-  for (uint32_t i = 0; ok && i < model->block_count; i++)
-    ok = ring_init(&net->block_in[i],
-                   (net->KT - 1) * model->blocks[i].dilation + 1, row,
-                   &bytes) == DRSN_OK;
-  net->h_out = calloc(row, sizeof(float));
-  net->a = calloc(row, sizeof(float));
-  net->r = calloc(row, sizeof(float));
-  net->mean_abs = calloc(net->C, sizeof(float));
-  net->hidden = calloc(net->H, sizeof(float));
-  net->tau = calloc(net->C, sizeof(float));
-  net->u_mean = calloc(net->C, sizeof(float));
   net->taps = calloc(net->KT, sizeof *net->taps);
-  const size_t R = net->R ? net->R : 1;
-  net->rnn_x = calloc(R, sizeof(float));
-  net->rnn_h = calloc(R, sizeof(float));
-  net->rnn_gi = calloc(3 * R, sizeof(float));
-  net->rnn_gh = calloc(3 * R, sizeof(float));
-  bytes += (3 * row + 3 * net->C + net->H + 8 * R) * sizeof(float) +
-           net->KT * sizeof *net->taps;
-  net->state_bytes = bytes;
-  if (!ok || !net->h_out || !net->a || !net->r || !net->mean_abs ||
-      !net->hidden || !net->tau || !net->u_mean || !net->taps ||
-      !net->rnn_x || !net->rnn_h || !net->rnn_gi || !net->rnn_gh) {
+  if (!net->state || !net->block_in || !net->taps) {
     drsn_net_destroy(net);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for the network state");
   }
+
+  float *next = net->state;
+  ring_init(&net->stem_in, net->KT, (size_t)model->input_channels * net->Bp,
+            &next);
+  for (uint32_t i = 0; i < model->block_count; i++)
+    ring_init(&net->block_in[i], block_slots(model, i), row, &next);
+  net->h_out = take(&next, row);
+  net->a = take(&next, row);
+  net->r = take(&next, row);
+  net->mean_abs = take(&next, net->C);
+  net->tau = take(&next, net->C);
+  net->u_mean = take(&next, net->C);
+  net->hidden = take(&next, net->H);
+  net->rnn_x = take(&next, R);
+  net->rnn_h = take(&next, R);
+  net->rnn_gi = take(&next, 3 * R);
+  net->rnn_gh = take(&next, 3 * R);
+  net->state_bytes = (size_t)(next - net->state) * sizeof(float) + sizeof *net +
+                     model->block_count * sizeof *net->block_in +
+                     net->KT * sizeof *net->taps;
   *out = net;
   return DRSN_OK;
 }
@@ -191,23 +230,9 @@ void drsn_net_destroy(drsn_net *net)
 {
   if (!net)
     return;
-  free(net->stem_in.data);
-  if (net->block_in)
-    for (uint32_t i = 0; i < net->model->block_count; i++)
-      free(net->block_in[i].data);
+  free(net->state);
   free(net->block_in);
-  free(net->h_out);
-  free(net->a);
-  free(net->r);
-  free(net->mean_abs);
-  free(net->hidden);
-  free(net->tau);
-  free(net->u_mean);
   free(net->taps);
-  free(net->rnn_x);
-  free(net->rnn_h);
-  free(net->rnn_gi);
-  free(net->rnn_gh);
   free(net);
 }
 

@@ -374,6 +374,7 @@ static size_t process_all(char **inputs, size_t input_count, const char *single_
   int show = !cli->quiet && isatty(STDERR_FILENO);
   render_options options = {
       .model = model,
+      .model_name = cli->model_path ? cli->model_path : "default",
       .limit_db = (float)cli->limit_db,
       .linked = cli->linked,
       .force = cli->force,

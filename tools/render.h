@@ -25,6 +25,8 @@ typedef struct {
 /** Settings shared by every file of a run. */
 typedef struct {
   const drsn_model *model;
+  /** Model name for error messages: "default", "low-latency" or a path. */
+  const char *model_name;
   float limit_db;
   int linked;
   int force;

@@ -73,7 +73,10 @@ static void check_spec(const mw_spec *spec)
   free(data);
   drsn_net *net = NULL;
   assert_int_equal(drsn_net_create(m, &net, &err), DRSN_OK);
-  assert_true(drsn_net_state_bytes(net) > 0);
+  /* The loader bounds the state with the same sizes the net allocates. */
+  const size_t state_floats = (size_t)drsn_net_state_floats(m);
+  assert_true(drsn_net_state_bytes(net) >= state_floats * sizeof(float));
+  assert_true(drsn_net_state_bytes(net) < state_floats * sizeof(float) + 4096);
 
   const uint32_t B = m->band_count, C = m->channels, H = m->attention_hidden;
   const uint32_t KT = m->kernel_time, KF = m->kernel_freq, nb = m->block_count;
