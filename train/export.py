@@ -72,7 +72,12 @@ def main():
                 m.bias.data.uniform_(-0.1, 0.1)
         model.eval()
     else:
-        model, _ = load_checkpoint(args.checkpoint)
+        model, checkpoint = load_checkpoint(args.checkpoint)
+        ablations = [k for k, v in checkpoint.get("variant", {}).items()
+                     if v != {"shrink": True}.get(k, False)]
+        if ablations:
+            sys.exit(f"{args.checkpoint}: ablation variant ({', '.join(ablations)}); "
+                     "the model file and the C engine hold only the full network")
 
     size = modelfile.write_model(args.model, model.cfg, folded_tensors(model))
     cfg = model.cfg

@@ -29,6 +29,11 @@ OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean 
 LOW_BAND_HZ = 5000.0            # upper edge of the bins that --low-band-weight weights
 COMPLEX_WEIGHT = 0.3
 VOICE_WEIGHT = 0.05
+# Intelligibility term: the band layout and segment length follow ESTOI (tools/metrics.py).
+ESTOI_LOWEST_CENTRE_HZ = 150.0
+ESTOI_BANDS = 15
+ESTOI_SEGMENT_S = 0.384
+ESTOI_DYNAMIC_RANGE = 1e-4      # segments whose clean energy is 40 dB below the crop's peak
 
 
 def default_data_dir():
@@ -61,7 +66,49 @@ def si_sdr_db(reference, estimate):
     return 10 * torch.log10((target ** 2).sum(-1) + 1e-9) - 10 * torch.log10((noise ** 2).sum(-1) + 1e-9)
 
 
-def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0):
+def third_octave_weights(model):
+    """[ESTOI_BANDS, bins] 0/1 matrix grouping the model's STFT bins as ESTOI does."""
+    cfg = model.cfg
+    freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+    band = torch.arange(ESTOI_BANDS, dtype=torch.float64)
+    lower = ESTOI_LOWEST_CENTRE_HZ * 2.0 ** ((2 * band - 1) / 6.0)
+    upper = ESTOI_LOWEST_CENTRE_HZ * 2.0 ** ((2 * band + 1) / 6.0)
+    return ((freqs[None, :] >= lower[:, None]) & (freqs[None, :] < upper[:, None])).float()
+
+
+def _centre_and_normalise(x, dim):
+    x = x - x.mean(dim=dim, keepdim=True)
+    return x / (x.norm(dim=dim, keepdim=True) + 1e-8)
+
+
+def estoi_like(model, target, out):
+    """Differentiable ESTOI of complex spectra [N, bins, frames], one value per example.
+
+    It follows ESTOI's steps on the model's own STFT instead of a 10 kHz one. The band
+    envelopes are one-third-octave wide and cut into segments of 384 ms sliding by one frame.
+    Each segment is normalised over time and then over bands, and the term is the mean
+    correlation of the two. Segments whose clean energy lies
+    40 dB below the crop's loudest segment are left out, as ESTOI leaves out silent frames.
+    Examples without any such segment score 0."""
+    bands = third_octave_weights(model)
+    length = max(2, round(ESTOI_SEGMENT_S * model.cfg.rate_hz / model.cfg.hop_samples))
+    clean_env = torch.sqrt(torch.einsum("bk,nkt->nbt", bands, target.abs() ** 2) + 1e-10)
+    out_env = torch.sqrt(torch.einsum("bk,nkt->nbt", bands, out.abs() ** 2) + 1e-10)
+    if clean_env.shape[-1] < length:
+        return torch.zeros(target.shape[0])
+    clean_seg = clean_env.unfold(2, length, 1)          # [N, bands, segments, length]
+    out_seg = out_env.unfold(2, length, 1)
+    energy = (clean_seg ** 2).sum(dim=(1, 3))           # [N, segments]
+    valid = (energy > ESTOI_DYNAMIC_RANGE * energy.amax(dim=1, keepdim=True)).float()
+    valid = valid * (energy.amax(dim=1, keepdim=True) > 1e-6).float()
+    c = _centre_and_normalise(_centre_and_normalise(clean_seg, 3), 1)
+    o = _centre_and_normalise(_centre_and_normalise(out_seg, 3), 1)
+    per_segment = (c * o).sum(dim=(1, 3)) / length
+    return (per_segment * valid).sum(dim=1) / (valid.sum(dim=1) + 1e-9)
+
+
+def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0,
+               estoi_weight=0.0):
     spec, out, gains, voice = model(noisy)
     target = model.stft(clean)
     mask = bin_mask(model, cutoff_hz)
@@ -99,8 +146,13 @@ def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weig
 
     total = (magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
              + si_sdr_weight * sdr_term)
-    return total, {"magnitude": magnitude.item(), "complex": complex_term.item(),
-                   "voice": voice_term.item(), "si_sdr": -sdr_term.item()}
+    parts = {"magnitude": magnitude.item(), "complex": complex_term.item(),
+             "voice": voice_term.item(), "si_sdr": -sdr_term.item()}
+    if estoi_weight > 0:
+        intelligibility = (estoi_like(model, target * mask, out * mask) * speech).sum() / (speech.sum() + 1e-9)
+        total = total - estoi_weight * intelligibility
+        parts["estoi"] = intelligibility.item()
+    return total, parts
 
 
 @torch.no_grad()
@@ -117,12 +169,12 @@ def feature_statistics(model, mixer, rng, batches=20, batch=16):
 
 
 @torch.no_grad()
-def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0):
+def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0, estoi_weight=0.0):
     model.eval()
     total, count = 0.0, 0
     for noisy, clean, cutoff in val_batches:
         loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                             si_sdr_weight, low_band_weight)
+                             si_sdr_weight, low_band_weight, estoi_weight)
         total += loss.item()
         count += 1
     model.train()
@@ -141,7 +193,8 @@ def save(path, model, optimizer, step, best, rng, args, history):
     tmp = path + ".tmp"
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "best": best, "rng": pickle.dumps(rng), "config": model.cfg.to_dict(),
-                "variant": {"shrink": args.shrink, "shared_threshold": args.shared_threshold},
+                "variant": {"shrink": args.shrink, "shared_threshold": args.shared_threshold,
+                            "pooled_state": args.pooled_state},
                 "args": vars(args), "history": history}, tmp)
     os.replace(tmp, path)
 
@@ -174,8 +227,12 @@ def main():
                     help="weight of the band-limited SI-SDR loss term, per dB")
     ap.add_argument("--low-band-weight", type=float, default=1.0,
                     help="weight of the bins up to 5 kHz in the spectral loss terms")
+    ap.add_argument("--estoi-weight", type=float, default=0.0,
+                    help="weight of the intelligibility term (an ESTOI computed on the model's STFT)")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
+    ap.add_argument("--pooled-state", action="store_true",
+                    help="ablation: threshold attention also reads a running mean of past frames")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -190,7 +247,8 @@ def main():
                  attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
                  recurrent_hidden=args.recurrent,
                  dilations=[int(d) for d in args.dilations.split(",") if d])
-    model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold)
+    model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold,
+                 pooled_state=args.pooled_state)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     train_mix = Mixer(corpus, "train", seconds=args.seconds)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
@@ -229,7 +287,7 @@ def main():
             group["lr"] = learning_rate(step, args)
         noisy, clean, cutoff = train_mix.batch(rng, args.batch)
         loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                                 args.si_sdr_weight, args.low_band_weight)
+                                 args.si_sdr_weight, args.low_band_weight, args.estoi_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -244,7 +302,8 @@ def main():
                   f"lr {learning_rate(step, args):.2e} {rate:.2f} s/step", flush=True)
             window_loss = []
         if step % args.validate_every == 0 or step == args.steps:
-            val = validate(model, val_batches, args.si_sdr_weight, args.low_band_weight)
+            val = validate(model, val_batches, args.si_sdr_weight, args.low_band_weight,
+                           args.estoi_weight)
             history.append({"step": step, "val": val, "time": time.time()})
             print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
             if val < best:

@@ -29,7 +29,8 @@ def main():
         run(PYTHON, os.path.join(ROOT, "train", "make_test_corpus.py"), corpus, "--seconds", "1.0")
         train = [PYTHON, os.path.join(ROOT, "train", "train.py"), "--run", "smoke", "--data", tmp,
                  "--corpus", corpus, "--batch", "2", "--seconds", "0.5", "--checkpoint-every", "2",
-                 "--validate-every", "2", "--val-batches", "1", "--threads", "1", "--recurrent", "8"]
+                 "--validate-every", "2", "--val-batches", "1", "--threads", "1", "--recurrent", "8",
+                 "--estoi-weight", "1"]
         run(*train, "--steps", "2")
         run(*train, "--steps", "4")          # resumes from the step-2 checkpoint
         model = os.path.join(tmp, "smoke.drsn")

@@ -101,14 +101,18 @@ def soft_threshold(x, tau):
 class ShrinkageBlock(nn.Module):
     """Residual shrinkage block with channel-wise thresholds pooled over frequency per frame."""
 
-    def __init__(self, cfg, dilation, shrink=True, shared_threshold=False):
+    def __init__(self, cfg, dilation, shrink=True, shared_threshold=False, pooled_state=False):
         super().__init__()
         c, h = cfg.channels, cfg.attention_hidden
+        # Ablation: the attention also reads a running mean of the pooled |r| over past
+        # frames (time constant 1 s), so its thresholds can depend on the recent past.
+        self.pooled_state = pooled_state
+        self.state_decay = math.exp(-cfg.hop_samples / cfg.rate_hz)
         self.conv1 = CausalConv(c, c, cfg.kernel_time, cfg.kernel_freq, dilation)
         self.bn1 = nn.BatchNorm2d(c)
         self.conv2 = CausalConv(c, c, 1, cfg.kernel_freq)
         self.bn2 = nn.BatchNorm2d(c)
-        self.fc1 = nn.Linear(c, h)
+        self.fc1 = nn.Linear(2 * c if pooled_state else c, h)
         self.bn_fc = nn.BatchNorm1d(h)
         self.fc2 = nn.Linear(h, c)
         self.shrink = shrink
@@ -121,7 +125,15 @@ class ShrinkageBlock(nn.Module):
             return x + r
         m = r.abs().mean(dim=3)                      # [N, C, T]: pooled over bands per frame
         n, c, t = m.shape
-        z = self.fc1(m.permute(0, 2, 1).reshape(n * t, c))
+        pooled = m
+        if self.pooled_state:
+            d = self.state_decay
+            state, history = torch.zeros_like(m[:, :, 0]), []
+            for i in range(t):
+                state = d * state + (1.0 - d) * m[:, :, i]
+                history.append(state)
+            pooled = torch.cat([m, torch.stack(history, dim=2)], dim=1)
+        z = self.fc1(pooled.permute(0, 2, 1).reshape(n * t, pooled.shape[1]))
         z = F.relu(self.bn_fc(z))
         alpha = torch.sigmoid(self.fc2(z)).reshape(n, t, c).permute(0, 2, 1)
         if self.shared_threshold:
@@ -132,7 +144,7 @@ class ShrinkageBlock(nn.Module):
 
 
 class DRSN(nn.Module):
-    def __init__(self, cfg, shrink=True, shared_threshold=False):
+    def __init__(self, cfg, shrink=True, shared_threshold=False, pooled_state=False):
         super().__init__()
         self.cfg = cfg
         c = cfg.channels
@@ -141,7 +153,7 @@ class DRSN(nn.Module):
         self.stem = CausalConv(cfg.input_channels, c, cfg.kernel_time, cfg.kernel_freq)
         self.stem_bn = nn.BatchNorm2d(c)
         self.blocks = nn.ModuleList(
-            [ShrinkageBlock(cfg, d, shrink, shared_threshold) for d in cfg.dilations])
+            [ShrinkageBlock(cfg, d, shrink, shared_threshold, pooled_state) for d in cfg.dilations])
         self.gain = nn.Conv2d(c, 1, 1)
         self.vad = nn.Linear(c, 1)
         nn.init.constant_(self.gain.bias, 2.0)
