@@ -322,17 +322,12 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   READ_FIELD(window_samples);
   CHECK_RANGE(window_samples, 16u, 16384u);
   READ_FIELD(hop_samples);
-  CHECK_RANGE(hop_samples, 8u, m->window_samples);
+  /* Overlapping windows: the square-root Hann pair reconstructs only then,
+   * because with window == hop its overlap sum is 0 at the frame start. */
+  CHECK_RANGE(hop_samples, 8u, m->window_samples / 2);
   if (m->window_samples % m->hop_samples != 0)
     FAIL(DRSN_ERR_MODEL_HEADER,
          "model '%.200s': window_samples %u is not a multiple of "
-         "hop_samples %u",
-         name, m->window_samples, m->hop_samples);
-  /* The square-root Hann pair reconstructs only when windows overlap: with
-   * window == hop its overlap sum is 0 at the frame start. */
-  if (m->window_samples / m->hop_samples < 2)
-    FAIL(DRSN_ERR_MODEL_HEADER,
-         "model '%.200s': window_samples %u must be at least 2 times "
          "hop_samples %u",
          name, m->window_samples, m->hop_samples);
   /* These bounds keep a crafted file from making the engine's cost per
@@ -421,13 +416,13 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   const double state_bytes = drsn_net_state_floats(m) * sizeof(float);
   if (state_bytes > DRSN_MODEL_MAX_STATE_BYTES)
     FAIL(DRSN_ERR_MODEL_HEADER,
-         "model '%.200s': the network state would take %.0f MiB per audio "
+         "model '%.200s': the network state would take %.3f MiB per audio "
          "channel, more than the %u MiB allowed",
          name, state_bytes / 1048576.0, DRSN_MODEL_MAX_STATE_BYTES >> 20);
   const double macs = drsn_model_macs_per_second(m);
   if (macs > DRSN_MODEL_MAX_MACS_PER_SECOND)
     FAIL(DRSN_ERR_MODEL_HEADER,
-         "model '%.200s': the network needs %.0f million multiply-"
+         "model '%.200s': the network needs %.3f million multiply-"
          "accumulates per second, more than the %.0f million allowed",
          name, macs / 1e6, DRSN_MODEL_MAX_MACS_PER_SECOND / 1e6);
 

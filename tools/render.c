@@ -474,7 +474,7 @@ static int create_engine(const SF_INFO *in_info, const render_options *options,
     if (strncmp(message, "engine: ", 8) == 0) {
       message += 8;
     }
-    set_error(error, error_size, "cannot create the engine for model %s: %s",
+    set_error(error, error_size, "cannot create the engine for model %.200s: %s",
               options->model_name ? options->model_name : "default", message);
     return -1;
   }
