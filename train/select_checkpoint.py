@@ -56,6 +56,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--si-sdr-weight", type=float, default=0.01,
+                    help="SI-SDR term weight of the loss, the same for every checkpoint so that "
+                         "runs trained with other weights compare on one scale")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -65,8 +68,7 @@ def main():
     scores = []
     for path in args.checkpoints:
         model, checkpoint = load_checkpoint(path)
-        weight = checkpoint.get("args", {}).get("si_sdr_weight", 0.01)
-        loss = validate(model, batches, weight)
+        loss = validate(model, batches, args.si_sdr_weight)
         scores.append((loss, *improvements(model, batches), checkpoint["step"], path))
     print("loss     SI-SDR   ESTOI    step  checkpoint")
     for loss, si_sdr, estoi, step, path in sorted(scores):
