@@ -4,8 +4,9 @@
 Usage: /usr/bin/python3 train/eval_checkpoint.py CHECKPOINT [--data DIR] [--limit-db DB]
 
 Prints the mean SI-SDR and ESTOI of the noisy input and of the output per input SNR. The
-benchmark in bench/ is the reference measurement; this is for choosing checkpoints and for
-ablations, where running the C renderer would only add time.
+benchmark in bench/ is the reference measurement; this is for ablations and for checking a
+checkpoint already chosen on the validation split (train/select_checkpoint.py), where running
+the C renderer would only add time.
 """
 
 import argparse
