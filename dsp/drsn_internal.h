@@ -230,7 +230,8 @@ size_t drsn_net_state_bytes(const drsn_net *net);
 
 /**
  * Floats of the history rings and scratch rows a net for model m allocates,
- * from the header fields alone (the loader bounds it before the tensors).
+ * from the header fields alone, so the loader can bound it before reading
+ * the tensors.
  */
 double drsn_net_state_floats(const drsn_model *m);
 

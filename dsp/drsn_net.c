@@ -183,7 +183,7 @@ drsn_status drsn_net_create(const drsn_model *model, drsn_net **out,
   net->model = model;
   net->B = model->band_count;
   net->P = (model->kernel_freq - 1) / 2;
-  net->Bp = net->B + 2 * net->P;
+  net->Bp = padded_bands(model);
   net->C = model->channels;
   net->H = model->attention_hidden;
   net->KT = model->kernel_time;

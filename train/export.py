@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from drsn import modelfile  # noqa: E402
-from drsn.model import DRSN, Config, folded_tensors  # noqa: E402
+from drsn.model import DRSN, FULL_NETWORK, Config, folded_tensors  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,11 +73,10 @@ def main():
         model.eval()
     else:
         model, checkpoint = load_checkpoint(args.checkpoint)
-        ablations = [k for k, v in checkpoint.get("variant", {}).items()
-                     if v != {"shrink": True}.get(k, False)]
+        ablations = [k for k, v in checkpoint.get("variant", {}).items() if v != FULL_NETWORK.get(k)]
         if ablations:
-            sys.exit(f"{args.checkpoint}: ablation variant ({', '.join(ablations)}); "
-                     "the model file and the C engine hold only the full network")
+            sys.exit(f"{args.checkpoint}: cannot export the ablation variant ({', '.join(ablations)}), "
+                     "because the model file and the C engine implement only the full network")
 
     size = modelfile.write_model(args.model, model.cfg, folded_tensors(model))
     cfg = model.cfg

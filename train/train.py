@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+import metrics  # noqa: E402
 from drsn.mixer import RATE_HZ, Mixer  # noqa: E402
 from drsn.model import DRSN, Config  # noqa: E402
 
@@ -29,21 +31,24 @@ OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean 
 LOW_BAND_HZ = 5000.0            # upper edge of the bins that --low-band-weight weights
 COMPLEX_WEIGHT = 0.3
 VOICE_WEIGHT = 0.05
-# Intelligibility term: the band layout and segment length follow ESTOI (tools/metrics.py).
-ESTOI_LOWEST_CENTRE_HZ = 150.0
-ESTOI_BANDS = 15
-ESTOI_SEGMENT_S = 0.384
-ESTOI_DYNAMIC_RANGE = 1e-4      # segments whose clean energy is 40 dB below the crop's peak
+# The intelligibility term takes its band layout, segment length and dynamic range from ESTOI.
+ESTOI_SEGMENT_S = metrics.SEGMENT_FRAMES * metrics.HOP_SAMPLES / metrics.STOI_RATE_HZ   # 384 ms
+ESTOI_DYNAMIC_RANGE = 10.0 ** (-metrics.DYNAMIC_RANGE_DB / 10.0)   # energy ratio of 40 dB
 
 
 def default_data_dir():
     return os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise"))
 
 
+def bin_frequencies(model):
+    """Centre frequency in Hz of every bin of the model's STFT."""
+    cfg = model.cfg
+    return torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+
+
 def bin_mask(model, cutoff_hz):
     """[N, bins, 1] mask that keeps the bins at or below each example's loss cutoff."""
-    cfg = model.cfg
-    freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+    freqs = bin_frequencies(model)
     return (freqs[None, :] <= cutoff_hz[:, None]).float().unsqueeze(-1)
 
 
@@ -67,12 +72,11 @@ def si_sdr_db(reference, estimate):
 
 
 def third_octave_weights(model):
-    """[ESTOI_BANDS, bins] 0/1 matrix grouping the model's STFT bins as ESTOI does."""
-    cfg = model.cfg
-    freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
-    band = torch.arange(ESTOI_BANDS, dtype=torch.float64)
-    lower = ESTOI_LOWEST_CENTRE_HZ * 2.0 ** ((2 * band - 1) / 6.0)
-    upper = ESTOI_LOWEST_CENTRE_HZ * 2.0 ** ((2 * band + 1) / 6.0)
+    """[bands, bins] 0/1 matrix grouping the model's STFT bins into ESTOI's bands."""
+    freqs = bin_frequencies(model)
+    band = torch.arange(metrics.BAND_COUNT, dtype=torch.float64)
+    lower = metrics.LOWEST_CENTRE_HZ * 2.0 ** ((2 * band - 1) / 6.0)
+    upper = metrics.LOWEST_CENTRE_HZ * 2.0 ** ((2 * band + 1) / 6.0)
     return ((freqs[None, :] >= lower[:, None]) & (freqs[None, :] < upper[:, None])).float()
 
 
@@ -87,9 +91,9 @@ def estoi_like(model, target, out):
     It follows ESTOI's steps on the model's own STFT instead of a 10 kHz one. The band
     envelopes are one-third-octave wide and cut into segments of 384 ms sliding by one frame.
     Each segment is normalised over time and then over bands, and the term is the mean
-    correlation of the two. Segments whose clean energy lies
-    40 dB below the crop's loudest segment are left out, as ESTOI leaves out silent frames.
-    Examples without any such segment score 0."""
+    correlation of the two. Segments whose clean energy lies more than 40 dB below the crop's
+    loudest segment are left out, as ESTOI leaves out silent frames. Examples without any
+    remaining segment score 0."""
     bands = third_octave_weights(model)
     length = max(2, round(ESTOI_SEGMENT_S * model.cfg.rate_hz / model.cfg.hop_samples))
     clean_env = torch.sqrt(torch.einsum("bk,nkt->nbt", bands, target.abs() ** 2) + 1e-10)
@@ -115,8 +119,7 @@ def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weig
     spectral_mask = mask
     if low_band_weight != 1.0:
         # Intelligibility (ESTOI) is measured below about 5 kHz, where a tenth of the bins lie.
-        cfg = model.cfg
-        freqs = torch.arange(cfg.window_samples // 2 + 1) * cfg.rate_hz / cfg.window_samples
+        freqs = bin_frequencies(model)
         band_weight = 1.0 + (low_band_weight - 1.0) * (freqs <= LOW_BAND_HZ).float()
         spectral_mask = mask * band_weight[None, :, None]
 

@@ -15,6 +15,9 @@ DEFAULT_BAND_CENTRES_HZ = [
     2450, 2850, 3350, 3900, 4550, 5300, 6150, 7100, 8250, 9600, 11100, 12900, 14900, 17300, 20000,
 ]
 ENERGY_EPSILON = 1e-9
+# The DRSN keyword arguments of the network the model file and the C engine implement; any
+# other value is an ablation variant.
+FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
 
 
 class Config:
