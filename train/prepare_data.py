@@ -24,7 +24,7 @@ import scipy.signal
 import soundfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from drsn import sources  # noqa: E402
+from drsn import dedup, sources  # noqa: E402
 
 RATE_HZ = 48000
 SPEECH_LEVEL_DBFS = -26.0
@@ -63,6 +63,14 @@ def fetch_packages(data_dir, packages):
         for f in pk3:
             subprocess.run(["unzip", "-qo", f, "-d", ufoai_x + ".tmp"], check=True)
         os.rename(ufoai_x + ".tmp", ufoai_x)
+    # 0 A.D. keeps its data in one 3 GB zip; only the ambience folder is unpacked.
+    zad = os.path.join(unpacked, "0ad-data")
+    zad_x = os.path.join(unpacked, "0ad-data-extracted")
+    if os.path.isdir(zad) and not os.path.isdir(zad_x):
+        public = os.path.join(zad, "usr/share/games/0ad/mods/public/public.zip")
+        os.makedirs(zad_x + ".tmp", exist_ok=True)
+        subprocess.run(["unzip", "-qo", public, "audio/ambient/*", "-d", zad_x + ".tmp"], check=True)
+        os.rename(zad_x + ".tmp", zad_x)
     return unpacked
 
 
@@ -152,8 +160,8 @@ def collect_jobs(pkg_root, shared_dir):
             spk = sources.speech_speaker(rel)
             if spk:
                 speech.append((f, "speech", pkg_root, spk))
-    for p in list(sources.NOISE_PACKAGES) + ["ufoai-sound-extracted"]:
-        if p in ("ufoai-sound", "bucklespring-data"):
+    for p in list(sources.NOISE_PACKAGES) + ["ufoai-sound-extracted", "0ad-data-extracted"]:
+        if p in ("ufoai-sound", "0ad-data", "bucklespring-data"):
             continue
         for f in sources.find_audio(os.path.join(pkg_root, p)):
             rel = os.path.relpath(f, pkg_root)
@@ -180,6 +188,19 @@ def write_split(out_dir, name, clips):
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump(index, f, indent=0)
     print(f"{name}: {len(clips)} clips, {total / RATE_HZ / 3600:.2f} h", flush=True)
+
+
+def drop_copies(splits, rejected):
+    """Move training noise clips that copy a held-out recording to the rejected list."""
+    held = splits["eval_noise"] + splits["val_noise"]
+    train = splits["train_noise"]
+    copies = dedup.find_copies([c["samples"].astype(np.float32) / 32768 for c in train],
+                               [c["samples"].astype(np.float32) / 32768 for c in held])
+    for i, (j, score) in sorted(copies.items()):
+        rejected.append({"path": train[i]["path"],
+                         "error": f"copy of held-out {held[j]['path']} (correlation {score:.2f})"})
+    splits["train_noise"] = [c for i, c in enumerate(train) if i not in copies]
+    print(f"{len(copies)} training noise clips copy a held-out recording; dropped", flush=True)
 
 
 def build_typing(pkg_root, out_dir):
@@ -238,6 +259,7 @@ def main():
             clip["path"] = "shared/" + clip["path"]
         splits[sources.noise_split(clip["path"]) + "_noise"].append(clip)
 
+    drop_copies(splits, rejected)
     for name, clips in splits.items():
         write_split(out_dir, name, clips)
     build_typing(pkg_root, out_dir)

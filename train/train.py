@@ -236,6 +236,8 @@ def main():
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--pooled-state", action="store_true",
                     help="ablation: threshold attention also reads a running mean of past frames")
+    ap.add_argument("--clean-share", type=float, default=0.05,
+                    help="share of training examples that are clean speech with no noise")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -253,7 +255,9 @@ def main():
     model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold,
                  pooled_state=args.pooled_state)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    train_mix = Mixer(corpus, "train", seconds=args.seconds)
+    if not 0.0 <= args.clean_share <= 0.95:
+        sys.exit(f"--clean-share {args.clean_share} is outside 0..0.95")
+    train_mix = Mixer(corpus, "train", seconds=args.seconds, clean_share=args.clean_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
 

@@ -98,13 +98,14 @@ def active_rms(x):
 
 
 class Mixer:
-    def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0)):
+    def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
         self.keys = np.load(keys) if os.path.exists(keys) else None
         self.length = int(seconds * RATE_HZ)
         self.snr_range = snr_range
+        self.clean_share = clean_share      # share of examples that are clean speech only
 
     def speech_crop(self, rng):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth."""
@@ -178,9 +179,10 @@ class Mixer:
             noise = random_eq(noise, rng)
 
         s_rms, n_rms = active_rms(speech), float(np.sqrt(np.mean(noise ** 2)))
-        if kind < 0.05:                                  # clean speech only
+        clean_only, noise_only = kind < self.clean_share, self.clean_share <= kind < self.clean_share + 0.05
+        if clean_only:
             noise = noise * 0.0
-        elif kind < 0.10:                                # noise only
+        elif noise_only:
             speech = speech * 0.0
             noise = noise / (n_rms + 1e-9) * 0.05
         else:
@@ -191,7 +193,7 @@ class Mixer:
         if rng.random() < 0.1:                           # content of an 8 to 22.05 kHz host rate
             cutoff = float(rng.choice([3800.0, 5400.0, 7600.0, 10800.0]))
             speech, noise = lowpass(speech, cutoff), lowpass(noise, cutoff)
-        loss_cutoff = cutoff if kind < 0.10 and kind >= 0.05 else min(cutoff, bandwidth)
+        loss_cutoff = cutoff if noise_only else min(cutoff, bandwidth)
 
         level = 10 ** (rng.uniform(-40, -12) / 20)
         mix = speech + noise
@@ -200,7 +202,7 @@ class Mixer:
         peak = np.max(np.abs(mix)) * gain
         if peak > 0.99:
             gain *= 0.99 / peak
-        voiced = kind >= 0.10 or kind < 0.05
+        voiced = not noise_only
         return (mix * gain).astype(np.float32), (speech * gain).astype(np.float32), loss_cutoff, voiced
 
     def batch(self, rng, size):

@@ -31,6 +31,25 @@ NOISE_PACKAGES = {
     "searchandrescue-data": "GPL-2",
     "sonic-pi-samples": "CC0 (mostly)",
     "bucklespring-data": "GPL-2+",
+    "megaglest-data": "CC-BY-SA-3.0",
+    "supertuxkart-data": "CC0 / CC-BY-SA-3.0 / GPL-2+ (per file)",
+    "redeclipse-data": "CC-BY-SA-3.0 / CC-BY-3.0 (per file)",
+    "0ad-data": "CC-BY-SA-3.0",
+    "widelands-data": "GPL-2+",
+}
+
+# The larger game packages hold voices, music and weapon effects beside their ambience; from
+# them only these folders or files are taken (paths relative to the data root). Packages not
+# named here contribute every file that NOISE_EXCLUDE lets through.
+NOISE_SELECT = {
+    "megaglest-data": r"/tilesets/[^/]+/sounds/(wind|rain|day|night|desertday|hell)\.",
+    "supertuxkart-data": r"(/sfx/(airplane_jetEngine|engine_large|engine_small|exotic-birds(_2)?|"
+                         r"lenautile_restaurant|machine_sound|rain|river_loop|spaceship|"
+                         r"waterfall_loop_2)|/steamLocomotive)\.ogg$",
+    "redeclipse-data": r"/sounds/ambience/",
+    "0ad-data-extracted": r"/audio/ambient/",
+    "widelands-data": r"/sound/(farm|woodcutting|smiths|atlanteans/saw|atlanteans/cutting|metal|"
+                      r"hammering|mill|stonecutting|sawmill|fisher)/",
 }
 
 AUDIO_EXTENSIONS = (".ogg", ".wav", ".flac", ".mp3", ".g722", ".opus")
@@ -102,6 +121,10 @@ def noise_split(relpath):
 
 
 def is_noise_file(relpath):
+    package = relpath.replace(os.sep, "/").split("/", 1)[0]
+    select = NOISE_SELECT.get(package)
+    if select and not re.search(select, relpath):
+        return False
     return not NOISE_EXCLUDE.search(relpath)
 
 
