@@ -8,7 +8,7 @@ choosing between checkpoints whose losses are close. This script scores each che
 N fixed batches of the validation split, whose speakers and noise recordings are in neither
 the training nor the evaluation set. It prints the mean loss and the mean SI-SDR and ESTOI
 improvements over the crops that contain speech at input SNRs up to 20 dB, lowest loss
-first. The held-out evaluation set plays no part in the choice.
+first, and how closely the output follows the input on the crops of clean speech alone. The held-out evaluation set plays no part in the choice.
 """
 
 import argparse
@@ -29,9 +29,10 @@ from train import default_data_dir, overlap_add, validate  # noqa: E402
 
 @torch.no_grad()
 def improvements(model, batches):
-    """Return the mean SI-SDR (dB) and ESTOI improvements over crops with speech and noise."""
+    """Return the mean SI-SDR (dB) and ESTOI improvements over crops with speech and noise,
+    and the mean and lowest SI-SDR (dB) of the output against the input on clean-only crops."""
     model.eval()
-    si_sdr, estoi = [], []
+    si_sdr, estoi, clean_scores = [], [], []
     for noisy, clean, _cutoff in batches:
         _spec, out, _gains, _voice = model(torch.from_numpy(noisy))
         # overlap_add returns window - hop samples of left padding first, as stft() added them.
@@ -41,11 +42,15 @@ def improvements(model, batches):
             # Crops without speech have no score, and clean-only crops no noise to remove.
             # The rest are scored at input SNRs up to 20 dB, near the evaluation set's range.
             noise_energy = np.sum((x - s) ** 2)
+            if np.max(np.abs(s)) > 0 and noise_energy == 0:
+                clean_scores.append(metrics.si_sdr(x, y))
             if np.max(np.abs(s)) == 0 or noise_energy < 0.01 * np.sum(s ** 2):
                 continue
             si_sdr.append(metrics.si_sdr(s, y) - metrics.si_sdr(s, x))
             estoi.append(metrics.estoi(s, y, RATE_HZ) - metrics.estoi(s, x, RATE_HZ))
-    return float(np.mean(si_sdr)), float(np.mean(estoi))
+    if not clean_scores:
+        return float(np.mean(si_sdr)), float(np.mean(estoi)), float("nan"), float("nan")
+    return float(np.mean(si_sdr)), float(np.mean(estoi)), float(np.mean(clean_scores)), float(np.min(clean_scores))
 
 
 def main():
@@ -70,9 +75,10 @@ def main():
         model, checkpoint = load_checkpoint(path)
         loss = validate(model, batches, args.si_sdr_weight)
         scores.append((loss, *improvements(model, batches), checkpoint["step"], path))
-    print("loss     SI-SDR   ESTOI    step  checkpoint")
-    for loss, si_sdr, estoi, step, path in sorted(scores):
-        print(f"{loss:.4f}  {si_sdr:+.2f}  {estoi:+.3f}  {step:6d}  {path}")
+    print("loss     SI-SDR   ESTOI   clean mean/worst (dB)  step  checkpoint")
+    for loss, si_sdr, estoi, clean_mean, clean_worst, step, path in sorted(scores):
+        print(f"{loss:.4f}  {si_sdr:+.2f}  {estoi:+.3f}  {clean_mean:6.1f} / {clean_worst:5.1f}"
+              f"          {step:6d}  {path}")
 
 
 if __name__ == "__main__":
