@@ -112,7 +112,7 @@ def estoi_like(model, target, out):
 
 
 def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0,
-               estoi_weight=0.0):
+               estoi_weight=0.0, magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT):
     spec, out, gains, voice = model(noisy)
     target = model.stft(clean)
     mask = bin_mask(model, cutoff_hz)
@@ -147,7 +147,7 @@ def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weig
     sdr = si_sdr_db(overlap_add(model, target * mask), overlap_add(model, out * mask))
     sdr_term = -(sdr.clamp(max=50) * speech).sum() / (speech.sum() + 1e-9)
 
-    total = (magnitude + COMPLEX_WEIGHT * complex_term + VOICE_WEIGHT * voice_term
+    total = (magnitude_weight * magnitude + complex_weight * complex_term + VOICE_WEIGHT * voice_term
              + si_sdr_weight * sdr_term)
     parts = {"magnitude": magnitude.item(), "complex": complex_term.item(),
              "voice": voice_term.item(), "si_sdr": -sdr_term.item()}
@@ -172,12 +172,14 @@ def feature_statistics(model, mixer, rng, batches=20, batch=16):
 
 
 @torch.no_grad()
-def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0, estoi_weight=0.0):
+def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0, estoi_weight=0.0,
+             magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT):
     model.eval()
     total, count = 0.0, 0
     for noisy, clean, cutoff in val_batches:
         loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                             si_sdr_weight, low_band_weight, estoi_weight)
+                             si_sdr_weight, low_band_weight, estoi_weight, magnitude_weight,
+                             complex_weight)
         total += loss.item()
         count += 1
     model.train()
@@ -232,6 +234,10 @@ def main():
                     help="weight of the bins up to 5 kHz in the spectral loss terms")
     ap.add_argument("--estoi-weight", type=float, default=0.0,
                     help="weight of the intelligibility term (an ESTOI computed on the model's STFT)")
+    ap.add_argument("--magnitude-weight", type=float, default=1.0,
+                    help="weight of the compressed-magnitude loss term (0 for the loss ablation)")
+    ap.add_argument("--complex-weight", type=float, default=COMPLEX_WEIGHT,
+                    help="weight of the compressed complex-spectrum loss term (0 for the loss ablation)")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--pooled-state", action="store_true",
@@ -294,7 +300,8 @@ def main():
             group["lr"] = learning_rate(step, args)
         noisy, clean, cutoff = train_mix.batch(rng, args.batch)
         loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
-                                 args.si_sdr_weight, args.low_band_weight, args.estoi_weight)
+                                 args.si_sdr_weight, args.low_band_weight, args.estoi_weight,
+                                 args.magnitude_weight, args.complex_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -310,7 +317,7 @@ def main():
             window_loss = []
         if step % args.validate_every == 0 or step == args.steps:
             val = validate(model, val_batches, args.si_sdr_weight, args.low_band_weight,
-                           args.estoi_weight)
+                           args.estoi_weight, args.magnitude_weight, args.complex_weight)
             history.append({"step": step, "val": val, "time": time.time()})
             print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
             if val < best:
