@@ -8,7 +8,8 @@ choosing between checkpoints whose losses are close. This script scores each che
 N fixed batches of the validation split, whose speakers and noise recordings are in neither
 the training nor the evaluation set. It prints the mean loss and the mean SI-SDR and ESTOI
 improvements over the crops that contain speech at input SNRs up to 20 dB, lowest loss
-first, and how closely the output follows the input on the crops of clean speech alone. The held-out evaluation set plays no part in the choice.
+first. It also prints how closely the output follows the input on clean-only crops. The
+held-out evaluation set plays no part in the choice.
 """
 
 import argparse
@@ -42,6 +43,7 @@ def improvements(model, batches):
             # Crops without speech have no score, and clean-only crops no noise to remove.
             # The rest are scored at input SNRs up to 20 dB, near the evaluation set's range.
             noise_energy = np.sum((x - s) ** 2)
+            # The mixer multiplies the noise of clean-only crops by 0, so their noise is exactly 0.
             if np.max(np.abs(s)) > 0 and noise_energy == 0:
                 clean_scores.append(metrics.si_sdr(x, y))
             if np.max(np.abs(s)) == 0 or noise_energy < 0.01 * np.sum(s ** 2):
