@@ -190,12 +190,11 @@ def write_split(out_dir, name, clips):
     print(f"{name}: {len(clips)} clips, {total / RATE_HZ / 3600:.2f} h", flush=True)
 
 
-def drop_copies(splits, rejected):
+def drop_copies(splits, rejected, pool):
     """Move training noise clips that copy a held-out recording to the rejected list."""
     held = splits["eval_noise"] + splits["val_noise"]
     train = splits["train_noise"]
-    copies = dedup.find_copies([c["samples"].astype(np.float32) / 32768 for c in train],
-                               [c["samples"].astype(np.float32) / 32768 for c in held])
+    copies = dedup.find_copies([c["samples"] for c in train], [c["samples"] for c in held], pool)
     for i, (j, score) in sorted(copies.items()):
         rejected.append({"path": train[i]["path"],
                          "error": f"copy of held-out {held[j]['path']} (correlation {score:.2f})"})
@@ -259,7 +258,8 @@ def main():
             clip["path"] = "shared/" + clip["path"]
         splits[sources.noise_split(clip["path"]) + "_noise"].append(clip)
 
-    drop_copies(splits, rejected)
+    with Pool(args.jobs) as pool:
+        drop_copies(splits, rejected, pool)
     for name, clips in splits.items():
         write_split(out_dir, name, clips)
     build_typing(pkg_root, out_dir)

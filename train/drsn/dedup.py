@@ -16,6 +16,8 @@ near 1. When either clip is shorter than 3 s, the stretches are as long as the s
 down to 1 s; clips under 1 s are not checked.
 """
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -94,6 +96,8 @@ class _Clip:
     """A clip's band energies at every phase, and its templates by length."""
 
     def __init__(self, x):
+        if x.dtype == np.int16:
+            x = x.astype(np.float32) / 32768
         self.phased = [band_energies(x[p:]) for p in PHASES]
         self.frames = len(self.phased[0])
         self._templates = {}
@@ -115,15 +119,21 @@ def _score(a, b):
     return float(max(forward, backward))
 
 
-def find_copies(candidates, held_out):
+def _best_match_of(helds, x):
+    """Return (held-out index, correlation) of the held-out clip that x matches best."""
+    clip = _Clip(x)
+    scores = [_score(clip, h) for h in helds]
+    j = int(np.argmax(scores)) if scores else 0
+    return j, (scores[j] if scores else 0.0)
+
+
+def find_copies(candidates, held_out, pool=None):
     """Return {candidate index: (held-out index, correlation)} for every candidate clip that
-    matches a held-out clip. Both arguments are lists of 48 kHz clips."""
-    cands = [_Clip(x) for x in candidates]
+    matches a held-out clip. Both arguments are lists of 48 kHz clips (float, or int16 at full
+    scale); a multiprocessing pool, if given, shares the candidates out."""
     helds = [_Clip(x) for x in held_out]
-    copies = {}
-    for i, c in enumerate(cands):
-        for j, h in enumerate(helds):
-            score = _score(c, h)
-            if score >= COPY_THRESHOLD and score > copies.get(i, (None, 0.0))[1]:
-                copies[i] = (j, score)
-    return copies
+    if pool is None:
+        best = [_best_match_of(helds, x) for x in candidates]
+    else:
+        best = pool.map(functools.partial(_best_match_of, helds), candidates, chunksize=8)
+    return {i: (j, score) for i, (j, score) in enumerate(best) if score >= COPY_THRESHOLD}
