@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-noise", action="append", default=[], metavar="TEXT",
+                    help="leave out validation noise recordings whose path contains TEXT, for "
+                         "example ones a candidate trained on (repeatable)")
     ap.add_argument("--si-sdr-weight", type=float, default=0.01,
                     help="SI-SDR term weight of the loss, the same for every checkpoint so that "
                          "runs trained with other weights compare on one scale")
@@ -70,6 +73,14 @@ def main():
 
     torch.set_num_threads(args.threads)
     mixer = Mixer(os.path.join(args.data, "corpus"), "val", seconds=args.seconds)
+    if args.skip_noise:
+        keep = [c for c in mixer.noise.index if not any(t in c["path"] for t in args.skip_noise)]
+        if not keep:
+            sys.exit("select_checkpoint.py: --skip-noise leaves no validation noise recordings")
+        mixer.noise.index = keep
+        lengths = np.sqrt([c["length"] for c in keep])
+        mixer.noise.weights = lengths / lengths.sum()
+        print(f"validation noise recordings: {', '.join(os.path.basename(c['path']) for c in keep)}")
     # Seeds start past the ones train.py validates on, so these batches are new to the choice.
     batches = [mixer.batch(np.random.default_rng(5000 + i), args.batch) for i in range(args.batches)]
     scores = []
