@@ -78,8 +78,8 @@ def main():
         if not keep:
             sys.exit("select_checkpoint.py: --skip-noise leaves no validation noise recordings")
         mixer.noise.index = keep
-        lengths = np.sqrt([c["length"] for c in keep])
-        mixer.noise.weights = lengths / lengths.sum()
+        root_lengths = np.sqrt([c["length"] for c in keep])     # as Bank weighs its clips
+        mixer.noise.weights = root_lengths / root_lengths.sum()
         print(f"validation noise recordings: {', '.join(os.path.basename(c['path']) for c in keep)}")
     # Seeds start past the ones train.py validates on, so these batches are new to the choice.
     batches = [mixer.batch(np.random.default_rng(5000 + i), args.batch) for i in range(args.batches)]
