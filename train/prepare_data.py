@@ -63,14 +63,14 @@ def fetch_packages(data_dir, packages):
         for f in pk3:
             subprocess.run(["unzip", "-qo", f, "-d", ufoai_x + ".tmp"], check=True)
         os.rename(ufoai_x + ".tmp", ufoai_x)
-    # 0 A.D. keeps its data in one 3 GB zip; only the ambience folder is unpacked.
-    zad = os.path.join(unpacked, "0ad-data")
-    zad_x = os.path.join(unpacked, "0ad-data-extracted")
-    if os.path.isdir(zad) and not os.path.isdir(zad_x):
-        public = os.path.join(zad, "usr/share/games/0ad/mods/public/public.zip")
-        os.makedirs(zad_x + ".tmp", exist_ok=True)
-        subprocess.run(["unzip", "-qo", public, "audio/ambient/*", "-d", zad_x + ".tmp"], check=True)
-        os.rename(zad_x + ".tmp", zad_x)
+    # 0 A.D. keeps its data in one zip of about 3 GB, so only the ambience folder is unpacked.
+    zero_ad = os.path.join(unpacked, "0ad-data")
+    zero_ad_x = os.path.join(unpacked, "0ad-data-extracted")
+    if os.path.isdir(zero_ad) and not os.path.isdir(zero_ad_x):
+        public = os.path.join(zero_ad, "usr/share/games/0ad/mods/public/public.zip")
+        os.makedirs(zero_ad_x + ".tmp", exist_ok=True)
+        subprocess.run(["unzip", "-qo", public, "audio/ambient/*", "-d", zero_ad_x + ".tmp"], check=True)
+        os.rename(zero_ad_x + ".tmp", zero_ad_x)
     return unpacked
 
 
@@ -192,12 +192,12 @@ def write_split(out_dir, name, clips):
 
 def drop_copies(splits, rejected, pool):
     """Move training noise clips that copy a held-out recording to the rejected list."""
-    held = splits["eval_noise"] + splits["val_noise"]
+    held_out = splits["eval_noise"] + splits["val_noise"]
     train = splits["train_noise"]
-    copies = dedup.find_copies([c["samples"] for c in train], [c["samples"] for c in held], pool)
+    copies = dedup.find_copies([c["samples"] for c in train], [c["samples"] for c in held_out], pool)
     for i, (j, score) in sorted(copies.items()):
         rejected.append({"path": train[i]["path"],
-                         "error": f"copy of held-out {held[j]['path']} (correlation {score:.2f})"})
+                         "error": f"copy of held-out {held_out[j]['path']} (correlation {score:.2f})"})
     splits["train_noise"] = [c for i, c in enumerate(train) if i not in copies]
     print(f"{len(copies)} training noise clips copy a held-out recording; dropped", flush=True)
 

@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from prepare_data import write_split  # noqa: E402
 from train import default_data_dir  # noqa: E402
 
 LINKED = ("train_speech", "val_speech", "val_noise", "eval_speech", "eval_noise")
@@ -45,23 +46,19 @@ def main():
         sys.exit(f"subset_corpus.py: no training noise clip comes from {' '.join(args.drop)}")
 
     os.makedirs(args.out_dir, exist_ok=True)
-    data = np.zeros(sum(c["length"] for c in keep), dtype=np.int16)
-    subset, offset = [], 0
+    clips = []
     for c in keep:
-        data[offset: offset + c["length"]] = audio[c["offset"]: c["offset"] + c["length"]]
-        subset.append(dict(c, offset=offset))
-        offset += c["length"]
-    np.save(os.path.join(args.out_dir, "train_noise.npy"), data)
-    with open(os.path.join(args.out_dir, "train_noise.json"), "w") as f:
-        json.dump(subset, f, indent=0)
+        clip = {k: v for k, v in c.items() if k not in ("offset", "length")}
+        clip["samples"] = audio[c["offset"]: c["offset"] + c["length"]]
+        clips.append(clip)
+    write_split(args.out_dir, "train_noise", clips)
 
     names = [f"{n}.{ext}" for n in LINKED for ext in ("npy", "json")] + ["typing_keys.npy"]
     for name in names:
         link = os.path.join(args.out_dir, name)
         if not os.path.lexists(link):
             os.symlink(os.path.abspath(os.path.join(corpus, name)), link)
-    print(f"{args.out_dir}: {len(subset)} of {len(index)} training noise clips, "
-          f"{offset / 48000 / 3600:.2f} h")
+    print(f"kept {len(clips)} of {len(index)} training noise clips")
 
 
 if __name__ == "__main__":

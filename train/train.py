@@ -262,7 +262,7 @@ def main():
                  pooled_state=args.pooled_state)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if not 0.0 <= args.clean_share <= 0.95:
-        sys.exit(f"--clean-share {args.clean_share} is outside 0..0.95")
+        sys.exit(f"train.py: invalid --clean-share {args.clean_share}: use a value from 0 to 0.95")
     train_mix = Mixer(corpus, "train", seconds=args.seconds, clean_share=args.clean_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]

@@ -2,7 +2,8 @@
 
 Game packages share sounds from the same public libraries, so a recording held out for
 evaluation can reach the training split again through another package, re-encoded, resampled,
-cropped or at another level. Matching on file names misses that; this module matches the audio.
+cropped or at another level. Matching on file names misses that, so this module matches the
+audio.
 
 Each clip becomes a sequence of band energies (100 ms frames every 50 ms, 16 bands from 100 Hz
 to 5 kHz, in dB). A 3 s stretch of one clip is compared with every 3 s stretch of the other by
@@ -13,7 +14,7 @@ matter. Nor does a loudness envelope that many unrelated sounds share (a pass-by
 its decay). What is left is how the spectrum moves over time. Two different
 recordings of the same kind of noise (two rain beds) correlate below 0.5, and a copy correlates
 near 1. When either clip is shorter than 3 s, the stretches are as long as the shorter clip,
-down to 1 s; clips under 1 s are not checked.
+down to 1 s. Clips under 1 s are not checked.
 """
 
 import functools
@@ -119,7 +120,7 @@ def _score(a, b):
     return float(max(forward, backward))
 
 
-def _best_match_of(helds, x):
+def _closest_held_out(helds, x):
     """Return (held-out index, correlation) of the held-out clip that x matches best."""
     clip = _Clip(x)
     scores = [_score(clip, h) for h in helds]
@@ -130,10 +131,10 @@ def _best_match_of(helds, x):
 def find_copies(candidates, held_out, pool=None):
     """Return {candidate index: (held-out index, correlation)} for every candidate clip that
     matches a held-out clip. Both arguments are lists of 48 kHz clips (float, or int16 at full
-    scale); a multiprocessing pool, if given, shares the candidates out."""
+    scale). A multiprocessing pool, if given, shares the candidates out."""
     helds = [_Clip(x) for x in held_out]
     if pool is None:
-        best = [_best_match_of(helds, x) for x in candidates]
+        best = [_closest_held_out(helds, x) for x in candidates]
     else:
-        best = pool.map(functools.partial(_best_match_of, helds), candidates, chunksize=8)
+        best = pool.map(functools.partial(_closest_held_out, helds), candidates, chunksize=8)
     return {i: (j, score) for i, (j, score) in enumerate(best) if score >= COPY_THRESHOLD}

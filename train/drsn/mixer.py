@@ -179,7 +179,8 @@ class Mixer:
             noise = random_eq(noise, rng)
 
         s_rms, n_rms = active_rms(speech), float(np.sqrt(np.mean(noise ** 2)))
-        clean_only, noise_only = kind < self.clean_share, self.clean_share <= kind < self.clean_share + 0.05
+        clean_only = kind < self.clean_share
+        noise_only = self.clean_share <= kind < self.clean_share + 0.05
         if clean_only:
             noise = noise * 0.0
         elif noise_only:

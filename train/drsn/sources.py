@@ -43,8 +43,8 @@ NOISE_PACKAGES = {
 # named here contribute every file that NOISE_EXCLUDE lets through. The shipped models were
 # trained on exactly this selection, so a change here means new training runs.
 # NOTE: megaglest's autumn tileset names its beds sunny_day and nightime, which this misses.
-# Red Eclipse's ambience folder also holds a few effects (doors, switches, teleport), and
-# Widelands' farm folder holds animal calls. Both are in the current training split.
+# Red Eclipse's ambience folder also contains a few effects (doors, switches, teleport), and
+# Widelands' farm folder contains animal calls. Both are in the current training split.
 NOISE_SELECT = {
     "megaglest-data": r"/tilesets/[^/]+/sounds/(wind|rain|day|night|desertday|hell)\.",
     "supertuxkart-data": r"(/sfx/(airplane_jetEngine|engine_large|engine_small|exotic-birds(_2)?|"
