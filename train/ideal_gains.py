@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""Score ideal gains on the held-out evaluation set: how far gains of a given resolution can go.
+
+Usage: /usr/bin/python3 train/ideal_gains.py [--data DIR] [--limit-db DB] [--fine-hz HZ]
+
+The gains come from the clean speech and the noise of each pair (an oracle no causal model
+has): sqrt(S / (S + N)) of their energies, clamped to the reduction limit, on the default
+model's STFT. Three resolutions: the 32 bands of the models, interpolated to bins as the engine
+does; every bin below --fine-hz with the bands above; every bin. Prints the mean SI-SDR and
+ESTOI improvement of each over the noisy input.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+import soundfile
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+import metrics  # noqa: E402
+from drsn.model import DRSN, Config  # noqa: E402
+
+
+def resynthesise(model, spec):
+    """Turn complex frames [bins, frames] back into samples, as eval_checkpoint.py does."""
+    cfg = model.cfg
+    frames = torch.fft.irfft(spec.T, n=cfg.window_samples) * model.window
+    y = torch.zeros((frames.shape[0] - 1) * cfg.hop_samples + cfg.window_samples)
+    for i in range(frames.shape[0]):
+        y[i * cfg.hop_samples: i * cfg.hop_samples + cfg.window_samples] += frames[i]
+    return y[cfg.window_samples - cfg.hop_samples:].numpy()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
+    ap.add_argument("--limit-db", type=float, default=30.0)
+    ap.add_argument("--fine-hz", type=float, default=5000.0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(1)
+    model = DRSN(Config())
+    w = model.weights.double()
+    floor = 10 ** (-args.limit_db / 20)
+    fine_bins = int(np.ceil(args.fine_hz * model.cfg.window_samples / model.cfg.rate_hz))
+
+    eval_dir = os.path.join(args.data, "eval")
+    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
+    names = ["bands", f"bins below {args.fine_hz:.0f} Hz, bands above", "bins"]
+    scores = {n: [] for n in names}
+    for r in rows:
+        clean, rate = soundfile.read(os.path.join(eval_dir, r["clean"]), dtype="float32")
+        noisy, _ = soundfile.read(os.path.join(eval_dir, r["noisy"]), dtype="float32")
+        s = model.stft(torch.from_numpy(clean).reshape(1, -1))[0].to(torch.complex128)
+        x = model.stft(torch.from_numpy(noisy).reshape(1, -1))[0].to(torch.complex128)
+        speech, noise = s.abs() ** 2, (x - s).abs() ** 2
+        band_speech, band_noise = w @ speech, w @ noise
+        band = w.T @ torch.sqrt(band_speech / (band_speech + band_noise + 1e-20)).clamp(floor, 1.0)
+        per_bin = torch.sqrt(speech / (speech + noise + 1e-20)).clamp(floor, 1.0)
+        mixed = torch.cat([per_bin[:fine_bins], band[fine_bins:]])
+        for name, gain in zip(names, (band, mixed, per_bin)):
+            out = resynthesise(model, (x * gain).to(torch.complex64))[: len(noisy)]
+            scores[name].append((metrics.si_sdr(clean, out) - metrics.si_sdr(clean, noisy),
+                                 metrics.estoi(clean, out, rate) - metrics.estoi(clean, noisy, rate)))
+
+    print(f"{len(rows)} pairs, gains limited to -{args.limit_db:g} dB")
+    print("ideal gains per                      SI-SDR improvement  ESTOI improvement")
+    for name in names:
+        m = np.mean(scores[name], axis=0)
+        print(f"{name:36s} {m[0]:+17.2f} dB  {m[1]:+17.3f}")
+
+
+if __name__ == "__main__":
+    main()
