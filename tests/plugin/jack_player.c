@@ -175,6 +175,14 @@ static bool write_output(const player *p, const char *path, int rate)
   return true;
 }
 
+/** Logs a step to stderr, so that a caller that times out can tell where
+ * the player stopped. */
+static void log_step(const char *name)
+{
+  fprintf(stderr, "jack-player: %s\n", name);
+  fflush(stderr);
+}
+
 static void sleep_ms(long ms)
 {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -218,6 +226,7 @@ int main(int argc, char **argv)
   if (!read_input(&p, in_path, &rate)) {
     return 1;
   }
+  log_step("opening clients");
   p.play_client = open_client("play");
   p.rec_client = open_client("rec");
   if (!p.play_client || !p.rec_client) {
@@ -249,12 +258,14 @@ int main(int argc, char **argv)
                                         JACK_DEFAULT_AUDIO_TYPE,
                                         JackPortIsInput, 0);
   }
+  log_step("activating");
   jack_set_process_callback(p.play_client, play_process, &p);
   jack_set_process_callback(p.rec_client, rec_process, &p);
   if (jack_activate(p.rec_client) || jack_activate(p.play_client)) {
     fprintf(stderr, "jack-player: cannot activate\n");
     return 1;
   }
+  log_step("connecting");
   for (int c = 0; c < p.play_count; ++c) {
     if (jack_connect(p.play_client, jack_port_name(p.play_ports[c]),
                      play_targets[c])) {
@@ -271,6 +282,7 @@ int main(int argc, char **argv)
     }
   }
   sleep_ms(300); /* let the graph settle */
+  log_step("playing");
   atomic_store(&p.go, true);
 
   const long limit_ms =
@@ -280,6 +292,7 @@ int main(int argc, char **argv)
     sleep_ms(20);
     waited += 20;
   }
+  log_step("deactivating");
   jack_deactivate(p.play_client);
   jack_deactivate(p.rec_client);
   if (!atomic_load(&p.done)) {
@@ -295,6 +308,8 @@ int main(int argc, char **argv)
   }
   printf("player_start=%u recorder_start=%u\n", (unsigned)p.play_start,
          (unsigned)p.rec_start);
+  fflush(stdout);
+  log_step("closing clients");
   jack_client_close(p.play_client);
   jack_client_close(p.rec_client);
   free(p.input);

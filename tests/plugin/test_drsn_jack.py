@@ -36,10 +36,18 @@ from plugin_testlib import (RATE, LineReader, jack_server,  # noqa: E402
 def play(player, source, destination, tail_seconds):
     """Play source through dut; return the aligned recording and the JACK
     frame at which playback started."""
-    result = subprocess.run(
-        [player, source, destination, str(tail_seconds), "dut:in", "--",
-         "dut:out"],
-        capture_output=True, text=True, timeout=120)
+    try:
+        result = subprocess.run(
+            [player, source, destination, str(tail_seconds), "dut:in", "--",
+             "dut:out"],
+            capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as timeout:
+        # The player logs each step, so the last line shows where it hung.
+        steps = timeout.stderr or b""
+        if isinstance(steps, bytes):
+            steps = steps.decode(errors="replace")
+        raise AssertionError(f"jack-player did not finish in 120 s; its "
+                             f"log:\n{steps}") from None
     assert result.returncode == 0, f"jack-player failed: {result.stderr}"
     start = int(re.search(r"player_start=(\d+)", result.stdout).group(1))
     audio, rate = sf.read(destination, dtype="float32")
