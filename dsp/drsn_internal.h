@@ -161,6 +161,10 @@ typedef struct {
   const float *feature_scale;
   uint32_t input_channels;  /**< 1, or 2 with the running-mean channel */
   float running_mean_decay; /**< per-frame decay of the running mean */
+  /* Host rates whose Nyquist frequency lies below the top band centre:
+   * the bands above it get the energy of a roll-off (see design.md). */
+  float *rolloff;           /**< [B] weight of the reference power; NULL */
+  uint32_t reference_bin;   /**< first bin of the reference power */
 } drsn_bands;
 
 drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,

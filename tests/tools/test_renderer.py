@@ -11,12 +11,17 @@ import resource
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 import numpy as np
+import scipy.signal
 import soundfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import metrics  # noqa: E402
 
 DRSN_DENOISE = os.environ.get("DRSN_DENOISE")
 SPEEX_DENOISE = os.environ.get("SPEEX_DENOISE")
@@ -542,6 +547,46 @@ class SpeexRunnerTest(unittest.TestCase):
             result = run(SPEEX_DENOISE, "--force", path, path)
             self.assertEqual(result.returncode, 1)
             self.assertEqual(read_bytes(path), before)
+
+
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class LowRateTest(unittest.TestCase):
+    """Speech in noise at 8 and 16 kHz is denoised almost as well as at 48 kHz.
+
+    At these rates the model's top bands lie above the Nyquist frequency, and the engine fills
+    them with a roll-off. Without it the output scored 7 dB worse than the input at 8 kHz.
+    """
+
+    CLIP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                        "onset-speech.flac")
+
+    def improvement(self, directory, speech, noisy, rate_hz):
+        """Return the SI-SDR improvement in dB of the renderer's output of noisy over speech."""
+        source = os.path.join(directory, f"noisy-{rate_hz}.wav")
+        output = os.path.join(directory, f"out-{rate_hz}.wav")
+        soundfile.write(source, noisy, rate_hz, subtype="FLOAT")
+        result = run(DRSN_DENOISE, "-q", source, output)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out, _ = soundfile.read(output, dtype="float64")
+        return metrics.si_sdr(speech, out) - metrics.si_sdr(speech, noisy)
+
+    def test_low_rates_match_48k(self):
+        speech, rate_hz = soundfile.read(self.CLIP, dtype="float64")
+        self.assertEqual(rate_hz, 48000)
+        speech = speech[: 8 * rate_hz]
+        # Pink-ish noise 5 dB below the speech, made at 48 kHz and resampled with it.
+        rng = np.random.default_rng(3)
+        noise = scipy.signal.lfilter([1.0], [1.0, -0.95], rng.standard_normal(len(speech)))
+        noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2)) * 10 ** (-5 / 20)
+        with tempfile.TemporaryDirectory() as directory:
+            reference = self.improvement(directory, speech, speech + noise, 48000)
+            for rate in (8000, 16000):
+                low = scipy.signal.resample_poly(speech, 1, 48000 // rate)
+                low_noisy = scipy.signal.resample_poly(speech + noise, 1, 48000 // rate)
+                gained = self.improvement(directory, low, low_noisy, rate)
+                print(f"{rate} Hz: SI-SDR improvement {gained:+.2f} dB, 48 kHz {reference:+.2f} dB")
+                self.assertGreater(gained, 3.0)
+                self.assertGreater(gained, reference - 2.0)
 
 
 if __name__ == "__main__":
