@@ -39,6 +39,8 @@
 
 #define MODEL_PATH_MAX 4096
 #define COMMAND_LINE_MAX 4352
+/* Byte that replaces a NUL read from standard input, so no command accepts it. */
+#define NUL_MARK '\x01'
 
 /* Byte a loader thread writes to the signal pipe when it finishes; no
  * signal has number 0. */
@@ -143,11 +145,15 @@ static void print_usage(FILE *stream, const char *program)
           "on|off|toggle\n"
           "  link on|off|toggle | model NAME|FILE | model (the default "
           "model) | reload\n"
-          "  status | help | quit\n"
+          "  status | help | quit (or exit)\n"
           "\n"
           "Signals: SIGUSR1 toggles bypass, SIGUSR2 toggles residual listen, "
           "SIGHUP\n"
-          "reloads the model, SIGINT and SIGTERM stop the client.\n",
+          "reloads the model, SIGINT and SIGTERM stop the client. When standard input\n"
+          "ends, the client keeps running until one of these stops it.\n"
+          "\n"
+          "Exit status: 0 after a stop signal or quit, 1 when the client could not run\n"
+          "or the JACK server stopped, 2 on an invalid option.\n",
           program);
 }
 
@@ -616,6 +622,17 @@ static void set_switch(atomic_bool *flag, const char *name, const char *word)
   printf("%s %s\n", name, value ? "on" : "off");
 }
 
+/* Returns text for a message, with each NUL_MARK replaced by "?". */
+static const char *line_text(char *text)
+{
+  for (char *c = text; *c; ++c) {
+    if (*c == NUL_MARK) {
+      *c = '?';
+    }
+  }
+  return text;
+}
+
 /* Executes one command line. Returns false for "quit" and when a stop
  * signal arrived during a model load. */
 static bool run_command(app_state *app, char *line)
@@ -642,6 +659,16 @@ static bool run_command(app_state *app, char *line)
   }
   double value;
   bool keep_running = true;
+
+  static const char *const bare[] = {"quit", "exit", "help", "status", "reload"};
+  for (size_t i = 0; rest && i < sizeof bare / sizeof bare[0]; ++i) {
+    if (!strcmp(verb, bare[i])) {
+      fprintf(stderr, "drsn-jack: %s takes no argument, ignored \"%s\"\n",
+              verb, line_text(rest));
+      fflush(stderr);
+      return true;
+    }
+  }
 
   if (!strcmp(verb, "quit") || !strcmp(verb, "exit")) {
     return false;
@@ -674,7 +701,8 @@ static bool run_command(app_state *app, char *line)
   } else if (!strcmp(verb, "reload")) {
     keep_running = change_model(app, app->model) != LOAD_STOPPED;
   } else {
-    fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n", verb);
+    fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n",
+            line_text(verb));
   }
   fflush(stdout);
   return keep_running;
@@ -775,6 +803,13 @@ static void main_loop(app_state *app)
       if (got <= 0) {
         stdin_open = false; /* end of input: keep running on signals */
       } else {
+        /* A NUL byte would end the line early and join its head to the
+         * next one, so it becomes a byte no command accepts. */
+        for (size_t i = used; i < used + (size_t)got; ++i) {
+          if (line[i] == '\0') {
+            line[i] = NUL_MARK;
+          }
+        }
         used += (size_t)got;
         line[used] = '\0';
         char *start = line;
@@ -856,9 +891,27 @@ static int parse_options(int argc, char **argv, options *opt)
   };
   double value;
   int c;
-  while ((c = getopt_long(argc, argv, "l:m:rbc:M:n:Nh", long_options, NULL)) !=
-         -1) {
+  opterr = 0; /* getopt's messages start with the path of the program */
+  while ((c = getopt_long(argc, argv, ":l:m:rbc:M:n:Nh", long_options,
+                          NULL)) != -1) {
     switch (c) {
+    case ':':
+    case '?': {
+      /* A long option is shown as written. For a short one, also inside a
+       * group such as -bx, optopt holds its letter. */
+      char letter[3] = {'-', (char)optopt, '\0'};
+      const char *word = argv[optind - 1];
+      const char *shown =
+          strncmp(word, "--", 2) == 0 || optopt == 0 ? word : letter;
+      if (c == ':') {
+        fprintf(stderr, "drsn-jack: option \"%s\" needs a value (try --help)\n",
+                shown);
+      } else {
+        fprintf(stderr, "drsn-jack: unknown option \"%s\" (try --help)\n",
+                shown);
+      }
+      return 1;
+    }
     case 'l':
       if (!parse_number(optarg, 0.0, 100.0, &opt->limit_db)) {
         fprintf(stderr, "drsn-jack: --limit expects dB from 0 to 100, not "
@@ -924,7 +977,7 @@ static int parse_options(int argc, char **argv, options *opt)
       print_usage(stdout, argv[0]);
       return 2;
     default:
-      print_usage(stderr, argv[0]);
+      print_usage(stderr, "drsn-jack");
       return 1;
     }
   }
@@ -1024,7 +1077,7 @@ int main(int argc, char **argv)
   };
   const int parsed = parse_options(argc, argv, &opt);
   if (parsed) {
-    return parsed == 2 ? 0 : 1;
+    return parsed == 2 ? 0 : 2; /* help, or an invalid option */
   }
 
   static app_state app;

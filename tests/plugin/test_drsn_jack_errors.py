@@ -54,16 +54,24 @@ def check_bad_model_option(drsn_jack, path, reason):
 
 
 def check_bad_names(drsn_jack):
+    """Invalid options exit with status 2, as the renderer's do."""
     result = run_to_exit([drsn_jack, "--no-connect", "--name", ""])
-    assert result.returncode == 1, result
+    assert result.returncode == 2, result
     assert "empty" in result.stderr, result.stderr
 
     result = run_to_exit([drsn_jack, "--no-connect", "--model", ""])
-    assert result.returncode == 1, result
+    assert result.returncode == 2, result
     assert "--model expects" in result.stderr, result.stderr
 
+    for option, message in (("--bogus", 'unknown option "--bogus"'),
+                            ("-bx", 'unknown option "-x"'),
+                            ("--limit", 'option "--limit" needs a value')):
+        result = run_to_exit([drsn_jack, option])
+        assert result.returncode == 2, result
+        assert result.stderr.startswith("drsn-jack: " + message), result.stderr
+
     result = run_to_exit([drsn_jack, "--no-connect", "--name", "x" * 300])
-    assert result.returncode == 1, result
+    assert result.returncode == 2, result
     assert "too long" in result.stderr, result.stderr
     assert "jackd running" not in result.stderr, result.stderr
     assert "stopped after" not in result.stderr, result.stderr
@@ -136,6 +144,17 @@ def check_running_client(drsn_jack, fifo, model):
         assert "is not a regular file" in line, line
         assert line.count(fifo) == 1, line
         assert "model=default" in client.status()
+
+        # A NUL byte spoils its own line only; the next line runs as sent.
+        client.send("limit 1\0 ignored")
+        client.err.wait_for("limit expects")
+        client.send("5")
+        client.err.wait_for('unknown command "5"')
+        client.send("status now")
+        client.err.wait_for("status takes no argument")
+        client.send("quit now")
+        client.err.wait_for("quit takes no argument")
+        assert "limit=30.0" in client.status()
 
         client.send(LONG_LINE)
         client.err.wait_for("command line longer than")
