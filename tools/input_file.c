@@ -35,7 +35,12 @@ int input_file_open(input_file *input, const char *path, char *error, size_t err
    * resource fork of an SD2 file through the name. */
   input->file = sf_open(open_path, SFM_READ, &input->info);
   if (!input->file) {
-    snprintf(error, error_size, "cannot open: %s", sf_strerror(NULL));
+    /* libsndfile calls an empty file an unrecognised format. */
+    if (input->file_size == 0) {
+      snprintf(error, error_size, "cannot open: the file is empty");
+    } else {
+      snprintf(error, error_size, "cannot open: %s", sf_strerror(NULL));
+    }
     return -1;
   }
 

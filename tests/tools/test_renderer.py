@@ -282,6 +282,7 @@ class FileSafetyTest(unittest.TestCase):
                 matching = [line for line in result.stderr.splitlines() if name in line]
                 self.assertEqual(len(matching), 1, result.stderr)
         self.assertIn("Format not recognised", result.stderr)
+        self.assertIn("empty.wav: cannot open: the file is empty", result.stderr)
         self.assertEqual(sorted(os.listdir(out_directory)), ["second.wav", "speech.wav"])
         for name in ("second.wav", "speech.wav"):
             self.assertEqual(soundfile.info(os.path.join(out_directory, name)).frames, 48000)
