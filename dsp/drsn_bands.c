@@ -21,7 +21,8 @@
  * Sets up the roll-off for a host whose Nyquist frequency lies below the
  * top band centre. Without it the bands above would have no energy at all,
  * which the network never met in training, because band-limited training
- * mixtures fall off gradually. Speech then lost 6 to 9 dB at 8 to 12 kHz.
+ * mixtures fall off gradually. Speech in noise then lost 6 to 9 dB at 8 to
+ * 12 kHz.
  */
 static int rolloff_init(drsn_bands *bands, const drsn_model *model,
                         double sample_rate_hz, uint32_t window)
