@@ -18,6 +18,28 @@
 #define DRSN_ROLLOFF_REFERENCE_HZ 500.0
 
 /**
+ * Finds the triangular band weights of a bin at f_hz (design.md, Features):
+ * weight lo_weight in band lo and hi_weight in band lo + 1. band is a search
+ * position that only moves up, so bins must come in rising order.
+ */
+static void place_bin(const float *c, uint32_t B, double f_hz, uint32_t *band,
+                      uint32_t *lo, float *lo_weight, float *hi_weight)
+{
+  if (f_hz <= c[0] || f_hz >= c[B - 1]) {
+    *lo = f_hz <= c[0] ? 0 : B - 1;
+    *lo_weight = 1.0f;
+    *hi_weight = 0.0f;
+    return;
+  }
+  while (*band + 1 < B - 1 && f_hz >= c[*band + 1])
+    (*band)++;
+  const double t = (f_hz - c[*band]) / ((double)c[*band + 1] - (double)c[*band]);
+  *lo = *band;
+  *lo_weight = (float)(1.0 - t);
+  *hi_weight = (float)t;
+}
+
+/**
  * Sets up the roll-off for a host whose Nyquist frequency lies below the
  * top band centre. Without it the bands above would have no energy at all,
  * which the network never met in training, because band-limited training
@@ -47,23 +69,16 @@ static int rolloff_init(drsn_bands *bands, const drsn_model *model,
   /* Bins past the host's last one, at the same spacing, up to the model's
    * Nyquist frequency, weighted as drsn_bands_init weights real bins. */
   const double top = model->rate_hz / 2.0;
-  uint32_t b = 0;
+  uint32_t band = 0;
   for (uint32_t k = bands->bins; k * spacing <= top; k++) {
     const double f_hz = k * spacing;
     const double response = 1.0 / (1.0 + pow(f_hz / edge, 2 * DRSN_ROLLOFF_ORDER));
-    if (f_hz >= c[B - 1]) {
-      bands->rolloff[B - 1] += (float)response;
-      continue;
-    }
-    while (b + 1 < B - 1 && f_hz >= c[b + 1])
-      b++;
-    if (f_hz <= c[0]) {
-      bands->rolloff[0] += (float)response;
-      continue;
-    }
-    const double t = (f_hz - c[b]) / ((double)c[b + 1] - (double)c[b]);
-    bands->rolloff[b] += (float)((1.0 - t) * response);
-    bands->rolloff[b + 1] += (float)(t * response);
+    uint32_t lo;
+    float lo_weight, hi_weight;
+    place_bin(c, B, f_hz, &band, &lo, &lo_weight, &hi_weight);
+    bands->rolloff[lo] += (float)(lo_weight * response);
+    if (lo + 1 < B)
+      bands->rolloff[lo + 1] += (float)(hi_weight * response);
   }
   return 1;
 }
@@ -100,25 +115,11 @@ drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
                           "engine: out of memory for %u band weights", B);
   }
 
-  uint32_t b = 0;
+  uint32_t band = 0;
   for (uint32_t k = 0; k < bands->bins; k++) {
     const double f_hz = (double)k * sample_rate_hz / (double)window;
-    if (f_hz <= c[0]) {
-      bands->lo_band[k] = 0;
-      bands->lo_weight[k] = 1.0f;
-      bands->hi_weight[k] = 0.0f;
-    } else if (f_hz >= c[B - 1]) {
-      bands->lo_band[k] = B - 1;
-      bands->lo_weight[k] = 1.0f;
-      bands->hi_weight[k] = 0.0f;
-    } else {
-      while (b + 1 < B - 1 && f_hz >= c[b + 1])
-        b++;
-      const double t = (f_hz - c[b]) / ((double)c[b + 1] - (double)c[b]);
-      bands->lo_band[k] = b;
-      bands->lo_weight[k] = (float)(1.0 - t);
-      bands->hi_weight[k] = (float)t;
-    }
+    place_bin(c, B, f_hz, &band, &bands->lo_band[k], &bands->lo_weight[k],
+              &bands->hi_weight[k]);
   }
   return DRSN_OK;
 }
