@@ -10,9 +10,10 @@
 
 /* Keeps ln() finite for silent bands (design.md). */
 #define DRSN_ENERGY_FLOOR 1e-9f
-/* Roll-off above the host's Nyquist frequency: an 8th-order Butterworth
- * low-pass at 0.95 times it, the filter that band-limits the training
- * mixtures. Its input is the mean power of the top 500 Hz of bins. */
+/* Roll-off above the host's Nyquist frequency: the response of an
+ * 8th-order Butterworth low-pass, the kind that band-limits the training
+ * mixtures, at 0.95 times that frequency. Its level is the mean power of
+ * the top 500 Hz of bins. */
 #define DRSN_ROLLOFF_EDGE 0.95
 #define DRSN_ROLLOFF_ORDER 8
 #define DRSN_ROLLOFF_REFERENCE_HZ 500.0

@@ -39,8 +39,6 @@
 
 #define MODEL_PATH_MAX 4096
 #define COMMAND_LINE_MAX 4352
-/* Byte that replaces a NUL read from standard input, so no command accepts it. */
-#define NUL_MARK '\x01'
 
 /* Byte a loader thread writes to the signal pipe when it finishes; no
  * signal has number 0. */
@@ -622,17 +620,6 @@ static void set_switch(atomic_bool *flag, const char *name, const char *word)
   printf("%s %s\n", name, value ? "on" : "off");
 }
 
-/* Returns text for a message, with each NUL_MARK replaced by "?". */
-static const char *line_text(char *text)
-{
-  for (char *c = text; *c; ++c) {
-    if (*c == NUL_MARK) {
-      *c = '?';
-    }
-  }
-  return text;
-}
-
 /* Executes one command line. Returns false for "quit" and when a stop
  * signal arrived during a model load. */
 static bool run_command(app_state *app, char *line)
@@ -660,11 +647,14 @@ static bool run_command(app_state *app, char *line)
   double value;
   bool keep_running = true;
 
-  static const char *const bare[] = {"quit", "exit", "help", "status", "reload"};
-  for (size_t i = 0; rest && i < sizeof bare / sizeof bare[0]; ++i) {
-    if (!strcmp(verb, bare[i])) {
-      fprintf(stderr, "drsn-jack: %s takes no argument, ignored \"%s\"\n",
-              verb, line_text(rest));
+  static const char *const without_argument[] = {"quit", "exit", "help",
+                                                  "status", "reload"};
+  const size_t count = sizeof without_argument / sizeof without_argument[0];
+  for (size_t i = 0; rest && i < count; ++i) {
+    if (!strcmp(verb, without_argument[i])) {
+      fprintf(stderr,
+              "drsn-jack: %s takes no argument, so \"%s %s\" was ignored\n",
+              verb, verb, rest);
       fflush(stderr);
       return true;
     }
@@ -701,8 +691,7 @@ static bool run_command(app_state *app, char *line)
   } else if (!strcmp(verb, "reload")) {
     keep_running = change_model(app, app->model) != LOAD_STOPPED;
   } else {
-    fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n",
-            line_text(verb));
+    fprintf(stderr, "drsn-jack: unknown command \"%s\" (try help)\n", verb);
   }
   fflush(stdout);
   return keep_running;
@@ -803,28 +792,28 @@ static void main_loop(app_state *app)
       if (got <= 0) {
         stdin_open = false; /* end of input: keep running on signals */
       } else {
-        /* A NUL byte would end the line early and join its head to the
-         * next one, so it becomes a byte no command accepts. */
-        for (size_t i = used; i < used + (size_t)got; ++i) {
-          if (line[i] == '\0') {
-            line[i] = NUL_MARK;
-          }
-        }
+        /* The input may contain NUL bytes, so lines are found by length,
+         * not with the string functions. */
         used += (size_t)got;
-        line[used] = '\0';
+        const char *end = line + used;
         char *start = line;
         char *newline;
-        while (running && (newline = strchr(start, '\n'))) {
+        while (running &&
+               (newline = memchr(start, '\n', (size_t)(end - start)))) {
           *newline = '\0';
           if (discarding) {
             discarding = false; /* the over-long line ends here */
+          } else if (memchr(start, '\0', (size_t)(newline - start))) {
+            fprintf(stderr, "drsn-jack: invalid command line: it contains a "
+                            "NUL byte, ignored\n");
           } else {
             running = run_command(app, start);
           }
           start = newline + 1;
         }
-        used = strlen(start);
-        memmove(line, start, used + 1);
+        used = (size_t)(end - start);
+        memmove(line, start, used);
+        line[used] = '\0';
         if (used == sizeof line - 1) {
           /* Drop everything up to the next newline, so that no part of
            * the line runs as a command of its own. */
@@ -891,14 +880,14 @@ static int parse_options(int argc, char **argv, options *opt)
   };
   double value;
   int c;
-  opterr = 0; /* getopt's messages start with the path of the program */
+  opterr = 0; /* getopt's own messages would start with the program's path */
   while ((c = getopt_long(argc, argv, ":l:m:rbc:M:n:Nh", long_options,
                           NULL)) != -1) {
     switch (c) {
     case ':':
     case '?': {
       /* A long option is shown as written. For a short one, also inside a
-       * group such as -bx, optopt holds its letter. */
+       * group such as -bx, optopt contains its letter. */
       char letter[3] = {'-', (char)optopt, '\0'};
       const char *word = argv[optind - 1];
       const char *shown =

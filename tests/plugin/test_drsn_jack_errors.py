@@ -147,7 +147,7 @@ def check_running_client(drsn_jack, fifo, model):
 
         # A NUL byte spoils its own line only; the next line runs as sent.
         client.send("limit 1\0 ignored")
-        client.err.wait_for("limit expects")
+        client.err.wait_for("it contains a NUL byte, ignored")
         client.send("5")
         client.err.wait_for('unknown command "5"')
         client.send("status now")
