@@ -23,6 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
 from export import load_checkpoint  # noqa: E402
+from train import overlap_add  # noqa: E402
 
 
 @torch.no_grad()
@@ -33,14 +34,9 @@ def denoise(model, x, limit_db):
     gains, _voice = model.network(model.features(spec))
     gains = gains.clamp(min=10 ** (-limit_db / 20))
     out = spec * model.bin_gains(gains)
-    # Overlap-add by hand: torch.istft rejects the square-root Hann window, whose squared
-    # overlap is zero at the very first sample. The left padding of stft() is dropped at the end.
-    frames = torch.fft.irfft(out[0].T, n=cfg.window_samples) * model.window   # [T, window]
-    hop, count = cfg.hop_samples, frames.shape[0]
-    y = torch.zeros((count - 1) * hop + cfg.window_samples)
-    for i in range(count):
-        y[i * hop: i * hop + cfg.window_samples] += frames[i]
-    return y[cfg.window_samples - cfg.hop_samples:].numpy()
+    # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
+    # squared overlap is zero at the very first sample. The left padding of stft() is dropped.
+    return overlap_add(model, out)[0, cfg.window_samples - cfg.hop_samples:].numpy()
 
 
 def main():

@@ -24,16 +24,13 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
 from drsn.model import DRSN, Config  # noqa: E402
+from train import overlap_add  # noqa: E402
 
 
 def resynthesise(model, spec):
-    """Turn complex frames [bins, frames] back into samples, as eval_checkpoint.py does."""
+    """Turn complex frames [bins, frames] back into samples, without model.stft's padding."""
     cfg = model.cfg
-    frames = torch.fft.irfft(spec.T, n=cfg.window_samples) * model.window
-    y = torch.zeros((frames.shape[0] - 1) * cfg.hop_samples + cfg.window_samples)
-    for i in range(frames.shape[0]):
-        y[i * cfg.hop_samples: i * cfg.hop_samples + cfg.window_samples] += frames[i]
-    return y[cfg.window_samples - cfg.hop_samples:].numpy()
+    return overlap_add(model, spec[None])[0, cfg.window_samples - cfg.hop_samples:].numpy()
 
 
 def main():
@@ -45,34 +42,34 @@ def main():
 
     torch.set_num_threads(1)
     model = DRSN(Config())
-    w = model.weights.double()
+    weights = model.weights.double()
     floor = 10 ** (-args.limit_db / 20)
     fine_bins = int(np.ceil(args.fine_hz * model.cfg.window_samples / model.cfg.rate_hz))
 
     eval_dir = os.path.join(args.data, "eval")
     rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
     names = ["bands", f"bins below {args.fine_hz:.0f} Hz, bands above", "bins"]
-    scores = {n: [] for n in names}
-    for r in rows:
-        clean, rate = soundfile.read(os.path.join(eval_dir, r["clean"]), dtype="float32")
-        noisy, _ = soundfile.read(os.path.join(eval_dir, r["noisy"]), dtype="float32")
-        s = model.stft(torch.from_numpy(clean).reshape(1, -1))[0].to(torch.complex128)
-        x = model.stft(torch.from_numpy(noisy).reshape(1, -1))[0].to(torch.complex128)
-        speech, noise = s.abs() ** 2, (x - s).abs() ** 2
-        band_speech, band_noise = w @ speech, w @ noise
-        band = w.T @ torch.sqrt(band_speech / (band_speech + band_noise + 1e-20)).clamp(floor, 1.0)
+    scores = {name: [] for name in names}
+    for row in rows:
+        clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float32")
+        noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype="float32")
+        clean_spec = model.stft(torch.from_numpy(clean).reshape(1, -1))[0].to(torch.complex128)
+        noisy_spec = model.stft(torch.from_numpy(noisy).reshape(1, -1))[0].to(torch.complex128)
+        speech, noise = clean_spec.abs() ** 2, (noisy_spec - clean_spec).abs() ** 2
+        band_speech, band_noise = weights @ speech, weights @ noise
+        band = weights.T @ torch.sqrt(band_speech / (band_speech + band_noise + 1e-20)).clamp(floor, 1.0)
         per_bin = torch.sqrt(speech / (speech + noise + 1e-20)).clamp(floor, 1.0)
         mixed = torch.cat([per_bin[:fine_bins], band[fine_bins:]])
         for name, gain in zip(names, (band, mixed, per_bin)):
-            out = resynthesise(model, (x * gain).to(torch.complex64))[: len(noisy)]
+            out = resynthesise(model, (noisy_spec * gain).to(torch.complex64))[: len(noisy)]
             scores[name].append((metrics.si_sdr(clean, out) - metrics.si_sdr(clean, noisy),
                                  metrics.estoi(clean, out, rate) - metrics.estoi(clean, noisy, rate)))
 
     print(f"{len(rows)} pairs, gains limited to -{args.limit_db:g} dB")
     print("ideal gains per                      SI-SDR improvement  ESTOI improvement")
     for name in names:
-        m = np.mean(scores[name], axis=0)
-        print(f"{name:36s} {m[0]:+17.2f} dB  {m[1]:+17.3f}")
+        si_sdr, estoi = np.mean(scores[name], axis=0)
+        print(f"{name:36s} {si_sdr:+17.2f} dB  {estoi:+17.3f}")
 
 
 if __name__ == "__main__":

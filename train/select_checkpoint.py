@@ -77,9 +77,7 @@ def main():
         keep = [c for c in mixer.noise.index if not any(t in c["path"] for t in args.skip_noise)]
         if not keep:
             sys.exit("select_checkpoint.py: --skip-noise leaves no validation noise recordings")
-        mixer.noise.index = keep
-        root_lengths = np.sqrt([c["length"] for c in keep])     # as Bank weighs its clips
-        mixer.noise.weights = root_lengths / root_lengths.sum()
+        mixer.noise.set_index(keep)
         print(f"validation noise recordings: {', '.join(os.path.basename(c['path']) for c in keep)}")
     # Seeds start past the ones train.py validates on, so these batches are new to the choice.
     batches = [mixer.batch(np.random.default_rng(5000 + i), args.batch) for i in range(args.batches)]

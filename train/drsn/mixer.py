@@ -22,7 +22,12 @@ class Bank:
     def __init__(self, corpus_dir, name):
         self.audio = np.load(os.path.join(corpus_dir, f"{name}.npy"), mmap_mode="r")
         with open(os.path.join(corpus_dir, f"{name}.json")) as f:
-            self.index = json.load(f)
+            self.set_index(json.load(f))
+
+    def set_index(self, index):
+        """Use these clips of the bank: each is picked with a weight of the square root of its
+        length."""
+        self.index = index
         lengths = np.array([c["length"] for c in self.index], dtype=np.float64)
         self.weights = np.sqrt(lengths) / np.sqrt(lengths).sum()
         self.seconds = lengths.sum() / RATE_HZ
