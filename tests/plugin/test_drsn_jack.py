@@ -46,7 +46,7 @@ def play(player, source, destination, tail_seconds):
         steps = timeout.stderr or b""
         if isinstance(steps, bytes):
             steps = steps.decode(errors="replace")
-        raise AssertionError(f"jack-player did not finish in 120 s; its "
+        raise AssertionError(f"jack-player timed out after 120 s. Its "
                              f"log:\n{steps}") from None
     assert result.returncode == 0, f"jack-player failed: {result.stderr}"
     start = int(re.search(r"player_start=(\d+)", result.stdout).group(1))

@@ -145,7 +145,7 @@ def check_running_client(drsn_jack, fifo, model):
         assert line.count(fifo) == 1, line
         assert "model=default" in client.status()
 
-        # A NUL byte spoils its own line only; the next line runs as sent.
+        # A NUL byte spoils only its own line, so the next line runs as sent.
         client.send("limit 1\0 ignored")
         client.err.wait_for("it contains a NUL byte, ignored")
         client.send("5")
