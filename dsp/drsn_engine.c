@@ -16,7 +16,8 @@
 #define DRSN_MAX_RATE_HZ 192000.0
 #define DRSN_DEFAULT_LIMIT_DB 30.0f
 #define DRSN_MAX_LIMIT_DB 100.0f
-/* Input beyond this magnitude is clamped before it enters the state. */
+/* Input at or beyond this magnitude is clamped. Like non-finite input, it
+ * pauses the network (see the hold field of drsn_engine). */
 #define DRSN_MAX_INPUT 1000.0f
 /* Magnitudes below this are flushed to zero in the audio path. */
 #define DRSN_TINY 1e-30f
@@ -82,6 +83,11 @@ struct drsn_engine {
 
   /* Streaming position and meters. */
   uint32_t fill; /**< samples of the current hop already received */
+  /* Hops still to come whose window contains a replaced (non-finite or
+   * clamped) sample. Such hops keep the last gains and leave the features'
+   * running mean and the networks' state untouched, so the state from
+   * before a burst of bad input is still there after it. */
+  uint32_t hold;
   uint64_t frames;
   float voice_probability;
   float reduction_db;
@@ -211,6 +217,7 @@ void drsn_engine_reset(drsn_engine *e)
     e->voice[c] = 0.0f;
   }
   e->fill = 0;
+  e->hold = 0;
   e->frames = 0;
   e->voice_probability = 0.0f;
   e->reduction_db = 0.0f;
@@ -298,7 +305,9 @@ static void process_hop(drsn_engine *e)
   }
 
   const uint32_t nets = e->linked ? 1 : C;
-  if (e->linked) {
+  if (e->hold > 0) {
+    e->hold--;
+  } else if (e->linked) {
     for (uint32_t b = 0; b < B; b++) {
       float sum = 0.0f;
       for (uint32_t c = 0; c < C; c++)
@@ -349,23 +358,28 @@ static void process_hop(drsn_engine *e)
   e->frames++;
 }
 
-/** Copies input into the channel's window, replacing unusable samples. */
-static void take_input(float *restrict dst, const float *restrict src,
-                       uint32_t n)
+/** Copies input into the channel's window, replacing unusable samples.
+ * Returns nonzero if it replaced a non-finite or out-of-range sample. */
+static int take_input(float *restrict dst, const float *restrict src,
+                      uint32_t n)
 {
   if (!src) {
     memset(dst, 0, n * sizeof(float));
-    return;
+    return 0;
   }
+  int replaced = 0;
   for (uint32_t i = 0; i < n; i++) {
     float v = src[i];
     const float mag = fabsf(v);
-    if (!(mag <= DRSN_MAX_INPUT))
+    if (!(mag < DRSN_MAX_INPUT)) {
       v = isfinite(v) ? copysignf(DRSN_MAX_INPUT, v) : 0.0f;
-    else if (mag < DRSN_TINY)
+      replaced = 1;
+    } else if (mag < DRSN_TINY) {
       v = 0.0f;
+    }
     dst[i] = v;
   }
+  return replaced;
 }
 
 void drsn_engine_process(drsn_engine *e, const float *const *in,
@@ -385,9 +399,12 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
 
     /* All inputs are read before any output is written: in[c] may be
      * out[c]. */
+    int replaced = 0;
     for (uint32_t c = 0; c < C; c++)
-      take_input(e->ch[c].input + (W - hop) + e->fill,
-                 in[c] ? in[c] + done : NULL, n);
+      replaced |= take_input(e->ch[c].input + (W - hop) + e->fill,
+                             in[c] ? in[c] + done : NULL, n);
+    if (replaced)
+      e->hold = (W + hop - 1) / hop; /* hops whose window contains the sample */
     for (uint32_t c = 0; c < C; c++)
       if (out[c])
         memcpy(out[c] + done, e->ch[c].queue + e->fill, n * sizeof(float));

@@ -412,14 +412,15 @@ static void test_non_finite_input(void **state)
   assert_true(isfinite(drsn_engine_voice_probability(e)));
   assert_true(isfinite(drsn_engine_reduction_db(e)));
 
-  /* Bad samples enter as silence or the clamp, nothing else. */
+  /* Bad samples enter as silence or the clamp, nothing else. The clamped
+   * samples of the zeroed run hold the network for the same hops. */
   assert_memory_equal(y_bad, y_zeroed, n * sizeof(float));
 
-  /* Once the convolutions' history has forgotten the burst, the output is
-   * the clean run's again, up to the running mean of the level and the
-   * recurrent state, which the burst moved. Both forget slowly: 1 s after
-   * the burst some 100 ms windows still differ by only 20 to 30 dB, so the
-   * check averages over the 5 s that follow. */
+  /* Hops whose window contains a replaced sample keep the last gains and
+   * leave the running mean and the network state alone. After the burst the
+   * output is the clean run's again, up to the few frames the network
+   * skipped. Without the hold, the error over these 5 s was 28.8 to 31.2 dB
+   * below the output for the low-latency models ll4 and ll5. */
   const size_t settled = bad_end + L + (receptive_frames(m) + 2) * hop;
   assert_true(settled < n);
   double diff = 0.0, power = 0.0;
@@ -430,7 +431,7 @@ static void test_non_finite_input(void **state)
   }
   print_message("after the burst: error %.1f dB below the clean output\n",
                 10.0 * log10(power / (diff + 1e-30)));
-  assert_true(diff < power * 1e-3);
+  assert_true(diff < power * 1e-4);
 
   /* With unity gains the audio path is back to normal within two hops. */
   drsn_engine_reset(e);
