@@ -371,12 +371,12 @@ static int take_input(float *restrict dst, const float *restrict src,
   for (uint32_t i = 0; i < n; i++) {
     float v = src[i];
     const float mag = fabsf(v);
-    if (!(mag < DRSN_MAX_INPUT)) {
+    const int out_of_range = !(mag < DRSN_MAX_INPUT);
+    if (out_of_range)
       v = isfinite(v) ? copysignf(DRSN_MAX_INPUT, v) : 0.0f;
-      replaced = 1;
-    } else if (mag < DRSN_TINY) {
+    else if (mag < DRSN_TINY)
       v = 0.0f;
-    }
+    replaced |= out_of_range;
     dst[i] = v;
   }
   return replaced;
