@@ -75,6 +75,21 @@ static audio_header_layout streamed_layout(long long data_start) {
 
 static const audio_header_layout unknown_layout = {AUDIO_HEADER_UNKNOWN, 0, 0};
 
+/* Returns whether the 4 bytes at offset are printable ASCII, as chunk
+ * identifiers such as "fmt " and "LIST" are. */
+static int is_chunk_id_at(int fd, long long offset, long long file_size) {
+  unsigned char id[4];
+  if (offset + 8 > file_size || read_at(fd, offset, id, sizeof id) != 0) {
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof id; i++) {
+    if (id[i] < 0x20 || id[i] > 0x7E) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /*
  * Follows the chunks of a RIFF, RIFX, RF64 or BW64 file from byte 12 to its
  * "data" chunk. An RF64 data chunk of size 0xFFFFFFFF takes its real size
@@ -109,6 +124,10 @@ static audio_header_layout read_riff(int fd, long long file_size, int big_endian
           return streamed_layout(body);
         }
         return sized_layout(body, ds64_data_size);
+      }
+      if (size == 0 && body < file_size && !is_chunk_id_at(fd, body, file_size)) {
+        audio_header_layout layout = {AUDIO_HEADER_UNFINISHED, body, body};
+        return layout;
       }
       return is_placeholder_u32(size) ? streamed_layout(body) : sized_layout(body, size);
     }

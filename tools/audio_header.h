@@ -20,6 +20,9 @@ typedef enum {
   AUDIO_HEADER_STREAMED,
   /** The header declares where the data ends. */
   AUDIO_HEADER_SIZED,
+  /** A WAV data chunk declared empty and followed by bytes that do not
+   * start another chunk: a writer stopped before it filled in the sizes. */
+  AUDIO_HEADER_UNFINISHED,
 } audio_header_kind;
 
 /** Position of the audio data in a file, in bytes from its start. */

@@ -107,5 +107,16 @@ int input_file_check_complete(const input_file *input, sf_count_t frames_read,
              present, PLURAL(present));
     return -1;
   }
+  if (layout->kind == AUDIO_HEADER_UNFINISHED && frames_read == 0) {
+    long long present = input->file_size - layout->data_start;
+    snprintf(error, error_size,
+             "the header declares no audio data, but the file goes on for "
+             "%lld more byte%s. "
+             "The program that wrote the file probably stopped before it "
+             "filled in the sizes. Convert it first with ffmpeg -i FILE "
+             "OUT.wav, which reads the data to the end of the file",
+             present, PLURAL(present));
+    return -1;
+  }
   return 0;
 }

@@ -158,6 +158,32 @@ class InputFormatTest(unittest.TestCase):
         self.assertIn("reads no audio frames", result.stderr)
         self.assertFalse(os.path.exists(out_path))
 
+    def test_unfinished_wav_is_rejected(self):
+        # A writer that stops before it fills in the sizes leaves the data
+        # chunk's size at zero, and libsndfile then reads no frames at all.
+        def patch(data):
+            struct.pack_into("<I", data, data.index(b"data") + 4, 0)
+
+        in_path = self.streamed_copy("WAV", "unfinished", patch)
+        out_path = self.path("out.wav")
+        result = self.render(in_path, out_path)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("declares no audio data", result.stderr)
+        self.assertIn(f"{2 * RATE_HZ} more bytes", result.stderr)
+        self.assertFalse(os.path.exists(out_path))
+
+    def test_empty_wav_with_trailing_chunk_is_accepted(self):
+        in_path = self.path("empty.wav")
+        soundfile.write(in_path, np.zeros(0), RATE_HZ, subtype="PCM_16")
+        data = bytearray(read_bytes(in_path))
+        data += b"LIST" + struct.pack("<I", 4) + b"INFO"
+        struct.pack_into("<I", data, 4, len(data) - 8)
+        write_bytes(in_path, bytes(data))
+        out_path = self.path("out.wav")
+        result = self.render(in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(soundfile.info(out_path).frames, 0)
+
     def test_dash_input_is_a_file(self):
         dash_path = self.path("-")
         soundfile.write(dash_path, sine(0.5), RATE_HZ, format="WAV", subtype="PCM_16")
