@@ -75,19 +75,21 @@ static audio_header_layout streamed_layout(long long data_start) {
 
 static const audio_header_layout unknown_layout = {AUDIO_HEADER_UNKNOWN, 0, 0};
 
-/* Returns whether the 4 bytes at offset are printable ASCII, as chunk
- * identifiers such as "fmt " and "LIST" are. */
-static int is_chunk_id_at(int fd, long long offset, long long file_size) {
-  unsigned char id[4];
-  if (offset + 8 > file_size || read_at(fd, offset, id, sizeof id) != 0) {
+/* Returns whether a chunk header can start at offset: an identifier of 4
+ * printable ASCII characters, as "fmt " and "LIST" are, and a size that fits
+ * in the rest of the file. Audio samples sometimes pass the first test, the
+ * second rarely. */
+static int is_chunk_at(int fd, long long offset, long long file_size, int big_endian) {
+  unsigned char header[8];
+  if (offset + 8 > file_size || read_at(fd, offset, header, sizeof header) != 0) {
     return 0;
   }
-  for (size_t i = 0; i < sizeof id; i++) {
-    if (id[i] < 0x20 || id[i] > 0x7E) {
+  for (size_t i = 0; i < 4; i++) {
+    if (header[i] < 0x20 || header[i] > 0x7E) {
       return 0;
     }
   }
-  return 1;
+  return read_u32(header + 4, big_endian) <= (uint64_t)(file_size - offset - 8);
 }
 
 /*
@@ -125,7 +127,7 @@ static audio_header_layout read_riff(int fd, long long file_size, int big_endian
         }
         return sized_layout(body, ds64_data_size);
       }
-      if (size == 0 && body < file_size && !is_chunk_id_at(fd, body, file_size)) {
+      if (size == 0 && body < file_size && !is_chunk_at(fd, body, file_size, big_endian)) {
         audio_header_layout layout = {AUDIO_HEADER_UNFINISHED, body, body};
         return layout;
       }

@@ -161,16 +161,24 @@ class InputFormatTest(unittest.TestCase):
     def test_unfinished_wav_is_rejected(self):
         # A writer that stops before it fills in the sizes leaves the data
         # chunk's size at zero, and libsndfile then reads no frames at all.
-        def patch(data):
-            struct.pack_into("<I", data, data.index(b"data") + 4, 0)
-
-        in_path = self.streamed_copy("WAV", "unfinished", patch)
-        out_path = self.path("out.wav")
-        result = self.render(in_path, out_path)
-        self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertIn("declares no audio data", result.stderr)
-        self.assertIn(f"{2 * RATE_HZ} more bytes", result.stderr)
-        self.assertFalse(os.path.exists(out_path))
+        # The float file's first sample, 0.20031849, is the bytes "J M>",
+        # which look like a chunk identifier.
+        for subtype, first in (("PCM_16", 0.0), ("FLOAT", 0.20031849)):
+            with self.subTest(subtype=subtype):
+                in_path = self.path(f"unfinished_{subtype}.wav")
+                x = sine(1.0)
+                x[0] = first
+                soundfile.write(in_path, x, RATE_HZ, subtype=subtype)
+                data = bytearray(read_bytes(in_path))
+                struct.pack_into("<I", data, data.index(b"data") + 4, 0)
+                write_bytes(in_path, bytes(data))
+                out_path = self.path(f"out_{subtype}.wav")
+                result = self.render(in_path, out_path)
+                self.assertEqual(result.returncode, 1, result.stderr)
+                self.assertIn("declares no audio data", result.stderr)
+                sample_bytes = 2 if subtype == "PCM_16" else 4
+                self.assertIn(f"{sample_bytes * RATE_HZ} more bytes", result.stderr)
+                self.assertFalse(os.path.exists(out_path))
 
     def test_empty_wav_with_trailing_chunk_is_accepted(self):
         in_path = self.path("empty.wav")
