@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sndfile.h>
 
@@ -483,6 +484,32 @@ static int create_engine(const SF_INFO *in_info, const render_options *options,
   return 0;
 }
 
+/** Checks that libsndfile can read the finished output on fd, through a
+ * second descriptor. Returns 1 if it can, or 0 with a message. */
+static int output_readable(int fd, const char *out_path, int format, char *error,
+                           size_t error_size) {
+  int copy = dup(fd);
+  if (copy < 0 || lseek(copy, 0, SEEK_SET) != 0) {
+    set_error(error, error_size, "cannot read back %s: %s", out_path, strerror(errno));
+    if (copy >= 0) {
+      close(copy);
+    }
+    return 0;
+  }
+  SF_INFO info;
+  memset(&info, 0, sizeof info);
+  SNDFILE *check = sf_open_fd(copy, SFM_READ, &info, SF_TRUE);
+  if (!check) {
+    set_error(error, error_size,
+              "libsndfile cannot read back the %s file it wrote (%s); choose "
+              "another format, e.g. -F wav",
+              format_name(format & SF_FORMAT_TYPEMASK), sf_strerror(NULL));
+    return 0;
+  }
+  sf_close(check);
+  return 1;
+}
+
 int render_file(const char *in_path, const char *out_path,
                 const render_options *options, char *error, size_t error_size) {
   if (check_output_path(out_path, options, error, error_size) != 0) {
@@ -540,6 +567,13 @@ int render_file(const char *in_path, const char *out_path,
                 "libsndfile wrote an empty file for an input without audio "
                 "frames in the %s format; choose another format, e.g. -F wav",
                 format_name(out_info.format & SF_FORMAT_TYPEMASK));
+      status = -1;
+    }
+    /* libsndfile 1.2.0 writes an Ogg Opus file without frames that it
+     * calls malformed itself, so every output is opened again before it
+     * replaces anything. */
+    if (status == 0 &&
+        !output_readable(file.fd, out_path, out_info.format, error, error_size)) {
       status = -1;
     }
   }

@@ -216,15 +216,18 @@ class InputFormatTest(unittest.TestCase):
                 info = soundfile.info(out_path)
                 self.assertEqual((info.format, info.subtype, info.frames), (container, subtype, 0))
 
-    def test_empty_input_to_flac_fails_clearly(self):
-        # libsndfile writes a FLAC file without frames as zero bytes.
+    def test_empty_input_to_flac_or_opus_fails_clearly(self):
+        # libsndfile writes a FLAC file without frames as zero bytes, and an
+        # Ogg Opus file without frames that it cannot read back.
         in_path = self.path("empty.wav")
         soundfile.write(in_path, np.zeros(0), RATE_HZ, subtype="PCM_16")
-        out_path = self.path("out.flac")
-        result = self.render(in_path, out_path)
-        self.assertEqual(result.returncode, 1)
-        self.assertIn("-F wav", result.stderr)
-        self.assertFalse(os.path.exists(out_path))
+        for name in ("out.flac", "out.opus"):
+            with self.subTest(output=name):
+                out_path = self.path(name)
+                result = self.render(in_path, out_path)
+                self.assertEqual(result.returncode, 1)
+                self.assertIn("-F wav", result.stderr)
+                self.assertFalse(os.path.exists(out_path))
 
 
 @unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
