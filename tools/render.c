@@ -219,6 +219,10 @@ static int choose_output_format(const SF_INFO *in_info, const render_options *op
   int in_major = in_info->format & SF_FORMAT_TYPEMASK;
   int in_subtype = in_info->format & SF_FORMAT_SUBMASK;
   int major = options->container ? options->container->major_format : in_major;
+  /* The .wav extension names both forms, and only WAVEX has a channel mask. */
+  if (major == SF_FORMAT_WAV && in_major == SF_FORMAT_WAVEX) {
+    major = SF_FORMAT_WAVEX;
+  }
   int requested_subtype = options->subtype;
   if (!requested_subtype && options->container) {
     requested_subtype = options->container->subtype;
@@ -269,13 +273,39 @@ static int choose_output_format(const SF_INFO *in_info, const render_options *op
   return -1;
 }
 
-static void copy_strings(SNDFILE *in, SNDFILE *out) {
+/*
+ * Copies the metadata that libsndfile reads and writes: the text strings,
+ * the Broadcast WAV "bext" chunk (its time reference places the file on a
+ * timeline), cue points and the channel map. The output is aligned sample
+ * for sample with the input, so positions stay valid. Formats without a
+ * place for an item reject it, and the item is then dropped.
+ */
+static void copy_metadata(SNDFILE *in, SNDFILE *out, int channels) {
   for (int type = SF_STR_FIRST; type <= SF_STR_LAST; type++) {
     const char *text = sf_get_string(in, type);
     if (text) {
-      /* Formats without a slot for this string reject it; that is fine. */
       sf_set_string(out, type, text);
     }
+  }
+
+  SF_BROADCAST_INFO bext;
+  memset(&bext, 0, sizeof bext);
+  if (sf_command(in, SFC_GET_BROADCAST_INFO, &bext, sizeof bext) == SF_TRUE) {
+    sf_command(out, SFC_SET_BROADCAST_INFO, &bext, sizeof bext);
+  }
+
+  SF_CUES *cues = calloc(1, sizeof *cues);
+  if (cues && sf_command(in, SFC_GET_CUE, cues, sizeof *cues) == SF_TRUE &&
+      cues->cue_count > 0) {
+    sf_command(out, SFC_SET_CUE, cues, sizeof *cues);
+  }
+  free(cues);
+
+  int map[DRSN_MAX_CHANNELS];
+  if (channels <= DRSN_MAX_CHANNELS &&
+      sf_command(in, SFC_GET_CHANNEL_MAP_INFO, map, channels * (int)sizeof map[0]) ==
+          SF_TRUE) {
+    sf_command(out, SFC_SET_CHANNEL_MAP_INFO, map, channels * (int)sizeof map[0]);
   }
 }
 
@@ -550,7 +580,7 @@ int render_file(const char *in_path, const char *out_path,
   } else {
     /* Integer subtypes clip instead of wrapping around on overshoot. */
     sf_command(out, SFC_SET_CLIPPING, NULL, SF_TRUE);
-    copy_strings(input.file, out);
+    copy_metadata(input.file, out, input.info.channels);
     status = run_engine(&input, out, out_info.format & SF_FORMAT_SUBMASK, out_path,
                         engine, options, error, error_size);
     int close_error = sf_close(out);

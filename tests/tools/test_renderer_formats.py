@@ -29,6 +29,24 @@ def sine(seconds, rate_hz=RATE_HZ):
     return 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * rate_hz)) / rate_hz)
 
 
+def riff_chunks(data):
+    """Return the chunks of a RIFF WAV file as a list of (identifier, body)."""
+    chunks, position = [], 12
+    while position + 8 <= len(data):
+        size = struct.unpack_from("<I", data, position + 4)[0]
+        chunks.append((bytes(data[position:position + 4]), bytes(data[position + 8:position + 8 + size])))
+        position += 8 + size + (size & 1)
+    return chunks
+
+
+def build_riff(chunks):
+    """Join (identifier, body) pairs into a RIFF WAV file."""
+    body = b"WAVE"
+    for name, content in chunks:
+        body += name + struct.pack("<I", len(content)) + content + b"\0" * (len(content) & 1)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def ogg_page_offsets(data):
     return [i for i in range(len(data) - 3) if data[i:i + 4] == b"OggS"]
 
@@ -246,6 +264,45 @@ class OutputFormatTest(unittest.TestCase):
         result = run(DRSN_DENOISE, *options, in_path, out_path)
         self.assertEqual(result.returncode, 0, result.stderr)
         return soundfile.info(out_path)
+
+    def test_broadcast_time_and_cues_are_kept(self):
+        # A Broadcast WAV "bext" chunk of 602 bytes whose time reference is
+        # sample 123456789, and a cue point at sample 12000.
+        bext = bytearray(602)
+        bext[0:10] = b"field take"
+        struct.pack_into("<II", bext, 338, 123456789, 0)
+        cue = struct.pack("<I", 1) + struct.pack("<II4sIII", 1, 12000, b"data", 0, 0, 12000)
+        chunks = riff_chunks(read_bytes(self.input))
+        data_index = [name for name, _ in chunks].index(b"data")
+        chunks[data_index:data_index] = [(b"bext", bytes(bext)), (b"cue ", cue)]
+        in_path = self.path("bwf.wav")
+        write_bytes(in_path, build_riff(chunks))
+        out_path = self.path("bwf-out.wav")
+        result = run(DRSN_DENOISE, in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out = dict(riff_chunks(read_bytes(out_path)))
+        self.assertIn(b"bext", list(out))
+        self.assertEqual(struct.unpack_from("<II", out[b"bext"], 338), (123456789, 0))
+        self.assertEqual(out[b"bext"][:10], b"field take")
+        self.assertIn(b"cue ", list(out))
+        self.assertEqual(struct.unpack_from("<I", out[b"cue "], 0)[0], 1)
+        self.assertEqual(struct.unpack_from("<I", out[b"cue "], 4 + 20)[0], 12000)
+
+    def test_wavex_channel_mask_is_kept(self):
+        # 5.1 (front left, right, centre, LFE, side left and right) is mask 0x60F.
+        in_path = self.path("surround.wav")
+        x = np.tile(noise_with_clicks(RATE_HZ, 1, 0.5, [4000]).reshape(-1, 1), (1, 6))
+        soundfile.write(in_path, x, RATE_HZ, format="WAVEX", subtype="PCM_24")
+        data = bytearray(read_bytes(in_path))
+        fmt = data.index(b"fmt ") + 8
+        struct.pack_into("<I", data, fmt + 20, 0x60F)
+        write_bytes(in_path, bytes(data))
+        out_path = self.path("surround-out.wav")
+        result = run(DRSN_DENOISE, in_path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(soundfile.info(out_path).format, "WAVEX")
+        out_fmt = dict(riff_chunks(read_bytes(out_path)))[b"fmt "]
+        self.assertEqual(struct.unpack_from("<I", out_fmt, 20)[0], 0x60F)
 
     def test_opus_extension_writes_ogg_opus(self):
         info = self.render_info(self.input, "speech.opus")
