@@ -71,7 +71,41 @@ def fetch_packages(data_dir, packages):
         os.makedirs(zero_ad_x + ".tmp", exist_ok=True)
         subprocess.run(["unzip", "-qo", public, "audio/ambient/*", "-d", zero_ad_x + ".tmp"], check=True)
         os.rename(zero_ad_x + ".tmp", zero_ad_x)
+    extract_queen(unpacked)
     return unpacked
+
+
+def extract_queen(unpacked):
+    """Write the speech of Flight of the Amazon Queen's queen.1c as one MP3 file per line.
+
+    The file starts with "QTBL", a 6-byte version, 2 padding bytes, a compression byte and a
+    big-endian 16-bit entry count. Each entry is a 12-byte NUL-padded name, a bundle byte and
+    big-endian 32-bit offset and size. The *.SB entries are complete MP3 streams."""
+    package = os.path.join(unpacked, "flight-of-the-amazon-queen")
+    target = package + "-extracted"
+    if not os.path.isdir(package) or os.path.isdir(target):
+        return
+    path = os.path.join(package, "usr/share/scummvm/flight-of-the-amazon-queen/queen.1c")
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"QTBL" or data[12] != 1:
+        sys.exit(f"{path}: not a queen.1c file with MP3 speech")
+    count = int.from_bytes(data[13:15], "big")
+    os.makedirs(target + ".tmp", exist_ok=True)
+    written = 0
+    for i in range(count):
+        entry = data[15 + 21 * i: 36 + 21 * i]
+        name = entry[:12].rstrip(b"\0").decode("ascii")
+        offset, size = int.from_bytes(entry[13:17], "big"), int.from_bytes(entry[17:21], "big")
+        if not name.endswith(".SB"):
+            continue
+        if offset + size > len(data):
+            sys.exit(f"{path}: entry {name} runs past the end of the file")
+        with open(os.path.join(target + ".tmp", name + ".mp3"), "wb") as out:
+            out.write(data[offset: offset + size])
+        written += 1
+    os.rename(target + ".tmp", target)
+    print(f"queen.1c: {written} speech clips", flush=True)
 
 
 def decode(path):
@@ -155,6 +189,9 @@ def load_clip(job):
 def collect_jobs(pkg_root, shared_dir):
     speech, noise = [], []
     for p in sources.SPEECH_PACKAGES:
+        # Packed speech is read from the files fetch_packages extracted.
+        if os.path.isdir(os.path.join(pkg_root, p + "-extracted")):
+            p += "-extracted"
         for f in sources.find_audio(os.path.join(pkg_root, p)):
             rel = os.path.relpath(f, pkg_root)
             spk = sources.speech_speaker(rel)
@@ -200,6 +237,24 @@ def drop_copies(splits, rejected, pool):
                          "error": f"copy of held-out {held_out[j]['path']} (correlation {score:.2f})"})
     splits["train_noise"] = [c for i, c in enumerate(train) if i not in copies]
     print(f"{len(copies)} training noise clips copy a held-out recording; dropped", flush=True)
+
+
+def set_speech_shares(clips):
+    """Give the clips of every source in sources.SPEECH_SHARE the pick weight that makes the
+    source's share of the picks what it says (the mixer picks a clip with a probability in
+    proportion to the square root of its length, times this weight)."""
+    for source, share in sources.SPEECH_SHARE.items():
+        mine = [c for c in clips if sources.speech_source(c["path"]) == source]
+        others = [c for c in clips if sources.speech_source(c["path"]) != source]
+        if not mine or not others:
+            continue
+        mass = sum(np.sqrt(len(c["samples"])) for c in mine)
+        rest = sum(np.sqrt(len(c["samples"])) for c in others)
+        weight = share / (1.0 - share) * rest / mass
+        for c in mine:
+            c["pick_weight"] = round(float(weight), 6)
+        print(f"{source}: {len(mine)} clips, pick weight {weight:.4f} for a share of {share:.0%}",
+              flush=True)
 
 
 def build_typing(pkg_root, out_dir):
@@ -260,6 +315,7 @@ def main():
 
     with Pool(args.jobs) as pool:
         drop_copies(splits, rejected, pool)
+    set_speech_shares(splits["train_speech"])
     for name, clips in splits.items():
         write_split(out_dir, name, clips)
     build_typing(pkg_root, out_dir)

@@ -26,10 +26,12 @@ class Bank:
 
     def set_index(self, index):
         """Use these clips of the bank: each is picked with a weight of the square root of its
-        length."""
+        length, times its pick_weight where the corpus gives one (see prepare_data.py)."""
         self.index = index
         lengths = np.array([c["length"] for c in self.index], dtype=np.float64)
-        self.weights = np.sqrt(lengths) / np.sqrt(lengths).sum()
+        scale = np.array([c.get("pick_weight", 1.0) for c in self.index], dtype=np.float64)
+        weights = np.sqrt(lengths) * scale
+        self.weights = weights / weights.sum()
         self.seconds = lengths.sum() / RATE_HZ
 
     def __len__(self):

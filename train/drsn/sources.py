@@ -20,7 +20,15 @@ SPEECH_PACKAGES = {
     "asterisk-core-sounds-fr-g722": "CC-BY-SA-3.0",
     "asterisk-core-sounds-it-g722": "CC-BY-3.0",
     "asterisk-core-sounds-ru-g722": "CC-BY-3.0",
+    "flight-of-the-amazon-queen": "Flight of the Amazon Queen licence (free redistribution; "
+                                  "modified versions allowed with a notice)",
 }
+
+# Sources whose clips get a fixed share of the speech picks instead of one in proportion to
+# their size. Flight of the Amazon Queen's voice acting is 11 kHz MP3 at 16 kbit/s with a
+# bandwidth of about 4.4 kHz: many English voices, but a narrowband target, so it adds speakers
+# without taking over the wideband material.
+SPEECH_SHARE = {"flight-of-the-amazon-queen": 0.2}
 
 NOISE_PACKAGES = {
     "ufoai-sound": "GPL-2+ / CC-BY(-SA)-3.0 / public domain (per file)",
@@ -105,7 +113,19 @@ def speech_speaker(relpath):
     m = re.match(r"asterisk-core-sounds-([a-z]{2})-g722/", p)
     if m:
         return f"asterisk:{m.group(1)}"
+    if p.startswith("flight-of-the-amazon-queen-extracted/"):
+        # Dialogue lines are named <6 hex digits><J or P><digit>.SB, and other lines JOE... or
+        # C<scene>_.... NOTE: that J and JOE mark Joe, the hero, is a guess from the names; the
+        # package documents no naming scheme. Every clip is in the training split either way.
+        m = re.match(r"[0-9A-F]{6}J[0-9]\.", name)
+        return "fotaq:joe" if m or name.startswith("JOE") else "fotaq:others"
     return None
+
+
+def speech_source(relpath):
+    """Return the package a speech clip comes from."""
+    package = relpath.replace(os.sep, "/").split("/", 1)[0]
+    return package[: -len("-extracted")] if package.endswith("-extracted") else package
 
 
 def speech_split(speaker):
