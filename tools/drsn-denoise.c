@@ -461,8 +461,17 @@ int main(int argc, char **argv) {
       usage_error("OUT needs a non-empty file name", NULL);
       return EXIT_USAGE;
     }
+    const render_container *named = container_of_extension(single_output);
     if (!cli.container) {
-      cli.container = container_of_extension(single_output);
+      cli.container = named;
+    } else if (named && (named->major_format != cli.container->major_format ||
+                         named->subtype != cli.container->subtype)) {
+      /* Players that go by the extension would misread the file. */
+      fprintf(stderr,
+              "%s: warning: %s ends in .%s, but -F %s writes the %s format; "
+              "rename it to .%s\n",
+              program_name, single_output, named->name, cli.container->name,
+              cli.container->name, cli.container->name);
     }
   }
 

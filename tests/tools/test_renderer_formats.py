@@ -315,6 +315,14 @@ class OutputFormatTest(unittest.TestCase):
         info = soundfile.info(os.path.join(out_directory, "speech.opus"))
         self.assertEqual((info.format, info.subtype), ("OGG", "OPUS"))
 
+    def test_mismatched_extension_warns(self):
+        out_path = self.path("speech-out.wav")
+        result = run(DRSN_DENOISE, "-F", "flac", self.input, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("warning: ", result.stderr)
+        self.assertIn("rename it to .flac", result.stderr)
+        self.assertEqual(soundfile.info(out_path).format, "FLAC")
+
     def test_unknown_extension_keeps_input_container(self):
         flac_input = self.path("speech.flac")
         soundfile.write(flac_input, noise_with_clicks(RATE_HZ, 1, 1.0, [4000]), RATE_HZ, subtype="PCM_16")
