@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """Fetch the speech and noise packages from Debian and build the training corpus.
 
-Usage: /usr/bin/python3 train/prepare_data.py [--data DIR] [--shared DIR] [--jobs N]
+Usage: /usr/bin/python3 train/prepare_data.py [--data DIR] [--corpus DIR] [--shared DIR] [--jobs N]
+                                              [--narrowband-speech]
 
 Downloads the packages with `apt-get download` (no install scripts run), unpacks them with
 `dpkg-deb -x`, decodes every clip, resamples it to 48 kHz mono, measures its effective bandwidth
 and noise floor, normalises its level, and writes one int16 array per split and kind:
 DATA/corpus/{train,val,eval}_{speech,noise}.npy with a JSON index of the clips beside each.
+--narrowband-speech adds the narrowband speech of sources.NARROWBAND_SPEECH_PACKAGES to the
+training split; give it its own --corpus so that the default corpus stays as it is.
 The audio stays outside git; DATA defaults to ~/.cache/drsn-denoise.
 """
 
@@ -186,9 +189,9 @@ def load_clip(job):
             "samples": (np.clip(y, -1, 1) * 32767).astype(np.int16)}
 
 
-def collect_jobs(pkg_root, shared_dir):
+def collect_jobs(pkg_root, shared_dir, speech_packages):
     speech, noise = [], []
-    for p in sources.SPEECH_PACKAGES:
+    for p in speech_packages:
         # Packed speech is read from the files fetch_packages extracted.
         if os.path.isdir(os.path.join(pkg_root, p + "-extracted")):
             p += "-extracted"
@@ -276,7 +279,10 @@ def main():
     ap.add_argument("--data", default=default_data_dir(), help="cache directory for packages and corpus")
     ap.add_argument("--shared", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
                     help="optional directory with extra full-band noise recordings (noise/*)")
+    ap.add_argument("--corpus", default=None, help="output directory (default: DATA/corpus)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--narrowband-speech", action="store_true",
+                    help="add the narrowband speech packages to the training split")
     args = ap.parse_args()
 
     missing = [tool for tool in ("apt-get", "dpkg-deb", "ffmpeg", "unzip") if not shutil.which(tool)]
@@ -284,10 +290,13 @@ def main():
         sys.exit(f"prepare_data.py: missing programs: {' '.join(missing)}; "
                  "install them with: apt-get install ffmpeg unzip")
 
-    pkg_root = fetch_packages(args.data, list(sources.SPEECH_PACKAGES) + list(sources.NOISE_PACKAGES))
-    out_dir = os.path.join(args.data, "corpus")
+    speech_packages = list(sources.SPEECH_PACKAGES)
+    if args.narrowband_speech:
+        speech_packages += list(sources.NARROWBAND_SPEECH_PACKAGES)
+    pkg_root = fetch_packages(args.data, speech_packages + list(sources.NOISE_PACKAGES))
+    out_dir = args.corpus or os.path.join(args.data, "corpus")
     os.makedirs(out_dir, exist_ok=True)
-    speech_jobs, noise_jobs = collect_jobs(pkg_root, os.path.abspath(args.shared))
+    speech_jobs, noise_jobs = collect_jobs(pkg_root, os.path.abspath(args.shared), speech_packages)
     print(f"{len(speech_jobs)} speech and {len(noise_jobs)} noise files", flush=True)
 
     with Pool(args.jobs) as pool:

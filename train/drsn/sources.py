@@ -20,14 +20,19 @@ SPEECH_PACKAGES = {
     "asterisk-core-sounds-fr-g722": "CC-BY-SA-3.0",
     "asterisk-core-sounds-it-g722": "CC-BY-3.0",
     "asterisk-core-sounds-ru-g722": "CC-BY-3.0",
+}
+
+# Narrowband speech that prepare_data.py adds only with --narrowband-speech. Flight of the
+# Amazon Queen's voice acting is 11 kHz MP3 at 16 kbit/s with a bandwidth of about 4.4 kHz:
+# many English voices, but a narrowband target with codec artefacts. The shipped models did not
+# train on it (docs/model.md, Data).
+NARROWBAND_SPEECH_PACKAGES = {
     "flight-of-the-amazon-queen": "Flight of the Amazon Queen licence (free redistribution; "
                                   "modified versions allowed with a notice)",
 }
 
 # Sources whose clips get a fixed share of the speech picks instead of one in proportion to
-# their size. Flight of the Amazon Queen's voice acting is 11 kHz MP3 at 16 kbit/s with a
-# bandwidth of about 4.4 kHz: many English voices, but a narrowband target, so it adds speakers
-# without taking over the wideband material.
+# their size, so that narrowband speech adds speakers without taking over the wideband material.
 SPEECH_SHARE = {"flight-of-the-amazon-queen": 0.2}
 
 NOISE_PACKAGES = {
