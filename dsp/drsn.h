@@ -139,10 +139,11 @@ void drsn_engine_set_linked(drsn_engine *engine, int linked);
  * Processes frames samples of every channel. in and out are arrays of
  * channel pointers; out[c] may equal in[c]. A NULL in[c] reads as silence
  * and a NULL out[c] is not written. Non-finite input is treated as silence,
- * input beyond +-1000 is clamped, and the output is always finite with
- * denormals flushed to zero. Hops that contain such samples keep the last gains
- * and leave the network state untouched (docs/design.md, Streaming). Real-time safe: at most ceil(frames / hop)
- * network evaluations per channel per call.
+ * input at or beyond +-1000 is clamped, and the output is always finite with
+ * denormals flushed to zero. Hops whose window contains such samples keep the
+ * last gains and leave the network state untouched (docs/design.md,
+ * Streaming). Real-time safe: at most ceil(frames / hop) network evaluations
+ * per channel per call.
  */
 void drsn_engine_process(drsn_engine *engine, const float *const *in,
                          float *const *out, uint32_t frames);
