@@ -91,9 +91,11 @@ def extract_queen(unpacked):
     path = os.path.join(package, "usr/share/scummvm/flight-of-the-amazon-queen/queen.1c")
     with open(path, "rb") as f:
         data = f.read()
-    if data[:4] != b"QTBL" or data[12] != 1:
+    if len(data) < 15 or data[:4] != b"QTBL" or data[12] != 1:
         sys.exit(f"{path}: not a queen.1c file with MP3 speech")
     count = int.from_bytes(data[13:15], "big")
+    if 15 + 21 * count > len(data):
+        sys.exit(f"{path}: its table of {count} entries runs past the end of the file")
     os.makedirs(target + ".tmp", exist_ok=True)
     written = 0
     for i in range(count):

@@ -56,12 +56,16 @@ class ExtractQueenTest(unittest.TestCase):
             self.assertEqual(f.read(), b"second line")
 
     def test_other_file_is_rejected(self):
-        self.write_queen(queen_file([("020006J1.SB", b"first")], compression=0))
-        with self.assertRaises(SystemExit) as raised:
-            prepare_data.extract_queen(self.directory)
-        self.assertIn("queen.1c", str(raised.exception))
-        self.assertFalse(os.path.exists(
-            os.path.join(self.directory, "flight-of-the-amazon-queen-extracted")))
+        good = queen_file([("020006J1.SB", b"first")])
+        for name, data in (("no MP3", queen_file([("020006J1.SB", b"first")], compression=0)),
+                           ("short", b"QTBL"), ("cut table", good[:30])):
+            with self.subTest(case=name):
+                self.write_queen(data)
+                with self.assertRaises(SystemExit) as raised:
+                    prepare_data.extract_queen(self.directory)
+                self.assertIn("queen.1c", str(raised.exception))
+                self.assertFalse(os.path.exists(
+                    os.path.join(self.directory, "flight-of-the-amazon-queen-extracted")))
 
 
 class SpeechShareTest(unittest.TestCase):
