@@ -21,7 +21,8 @@ typedef enum {
   /** The header declares where the data ends. */
   AUDIO_HEADER_SIZED,
   /** A WAV data chunk declared empty and followed by bytes that do not
-   * start another chunk: a writer stopped before it filled in the sizes. */
+   * start another chunk, as a writer leaves it when it stops before it
+   * fills in the sizes. */
   AUDIO_HEADER_UNFINISHED,
 } audio_header_kind;
 

@@ -9,7 +9,7 @@ Downloads the packages with `apt-get download` (no install scripts run), unpacks
 and noise floor, normalises its level, and writes one int16 array per split and kind:
 DATA/corpus/{train,val,eval}_{speech,noise}.npy with a JSON index of the clips beside each.
 --narrowband-speech adds the narrowband speech of sources.NARROWBAND_SPEECH_PACKAGES to the
-training split; give it its own --corpus so that the default corpus stays as it is.
+training split. Give it its own --corpus so that the default corpus stays as it is.
 The audio stays outside git; DATA defaults to ~/.cache/drsn-denoise.
 """
 
@@ -27,7 +27,7 @@ import scipy.signal
 import soundfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from drsn import dedup, sources  # noqa: E402
+from drsn import dedup, mixer, sources  # noqa: E402
 
 RATE_HZ = 48000
 SPEECH_LEVEL_DBFS = -26.0
@@ -245,16 +245,16 @@ def drop_copies(splits, rejected, pool):
 
 
 def set_speech_shares(clips):
-    """Give the clips of every source in sources.SPEECH_SHARE the pick weight that makes the
-    source's share of the picks what it says (the mixer picks a clip with a probability in
-    proportion to the square root of its length, times this weight)."""
+    """Set the pick_weight of the clips of every source in sources.SPEECH_SHARE, so that the
+    mixer picks that source with the share that SPEECH_SHARE sets."""
     for source, share in sources.SPEECH_SHARE.items():
         mine = [c for c in clips if sources.speech_source(c["path"]) == source]
         others = [c for c in clips if sources.speech_source(c["path"]) != source]
         if not mine or not others:
             continue
-        mass = sum(np.sqrt(len(c["samples"])) for c in mine)
-        rest = sum(np.sqrt(len(c["samples"])) for c in others)
+        mass = mixer.pick_weights([len(c["samples"]) for c in mine], [1.0] * len(mine)).sum()
+        rest = mixer.pick_weights([len(c["samples"]) for c in others],
+                                  [c.get("pick_weight", 1.0) for c in others]).sum()
         weight = share / (1.0 - share) * rest / mass
         for c in mine:
             c["pick_weight"] = round(float(weight), 6)

@@ -16,6 +16,12 @@ import scipy.signal
 RATE_HZ = 48000
 
 
+def pick_weights(lengths, scales):
+    """Return the unnormalised pick weight of clips with these lengths in samples and
+    pick_weight values: the square root of the length times the pick_weight."""
+    return np.sqrt(np.asarray(lengths, dtype=np.float64)) * np.asarray(scales, dtype=np.float64)
+
+
 class Bank:
     """Clips of one split and kind, memory-mapped from the corpus."""
 
@@ -29,8 +35,7 @@ class Bank:
         length, times its pick_weight where the corpus gives one (see prepare_data.py)."""
         self.index = index
         lengths = np.array([c["length"] for c in self.index], dtype=np.float64)
-        scale = np.array([c.get("pick_weight", 1.0) for c in self.index], dtype=np.float64)
-        weights = np.sqrt(lengths) * scale
+        weights = pick_weights(lengths, [c.get("pick_weight", 1.0) for c in self.index])
         self.weights = weights / weights.sum()
         self.seconds = lengths.sum() / RATE_HZ
 

@@ -120,8 +120,8 @@ def speech_speaker(relpath):
         return f"asterisk:{m.group(1)}"
     if p.startswith("flight-of-the-amazon-queen-extracted/"):
         # Dialogue lines are named <6 hex digits><J or P><digit>.SB, and other lines JOE... or
-        # C<scene>_.... NOTE: that J and JOE mark Joe, the hero, is a guess from the names; the
-        # package documents no naming scheme. Every clip is in the training split either way.
+        # C<scene>_.... NOTE: that J and JOE mark Joe, the hero, is a guess from the names,
+        # because the package documents no naming scheme. Every clip is in the training split.
         m = re.match(r"[0-9A-F]{6}J[0-9]\.", name)
         return "fotaq:joe" if m or name.startswith("JOE") else "fotaq:others"
     return None
