@@ -107,7 +107,7 @@ drsn_status drsn_bands_init(drsn_bands *bands, const drsn_model *model,
   bands->energy_scale = (float)(ratio * ratio);
   bands->feature_mean = model->feature_mean;
   bands->feature_scale = model->feature_scale;
-  bands->input_channels = model->input_channels;
+  bands->running_mean = model->running_mean_ms > 0;
   bands->running_mean_decay = model->running_mean_decay;
 
   if (!rolloff_init(bands, model, sample_rate_hz, window)) {
@@ -193,7 +193,7 @@ void drsn_bands_features(const drsn_bands *bands, const float *energy,
   for (uint32_t b = 0; b < B; b++) {
     const float log_energy = logf(energy[b] + DRSN_ENERGY_FLOOR);
     features[b] = (log_energy - bands->feature_mean[b]) * bands->feature_scale[b];
-    if (bands->input_channels > 1) {
+    if (bands->running_mean) {
       running_mean[b] = decay * running_mean[b] + (1.0f - decay) * log_energy;
       features[B + b] = (log_energy - running_mean[b]) * bands->feature_scale[b];
     }

@@ -53,7 +53,7 @@ static void denormals_restore(uint64_t saved)
 
 /** Audio state of one channel. */
 typedef struct {
-  float *input;            /**< [window] last window samples, oldest first */
+  float *input;            /**< [history + window] last samples, oldest first */
   float *ola;              /**< [window] overlap-add accumulator */
   float *queue;            /**< [hop] finished output samples */
   fftwf_complex *spectrum; /**< [bins] spectrum of the current frame */
@@ -65,6 +65,10 @@ struct drsn_engine {
   uint32_t channels;
   drsn_stft stft;
   drsn_bands bands;
+  drsn_pitch pitch;
+  /* Samples each channel keeps before its analysis window: the pitch
+   * search's longest period, or 0. */
+  uint32_t history;
   drsn_channel ch[DRSN_MAX_CHANNELS];
 
   /* One network per channel; linked mode uses the first only. */
@@ -74,6 +78,7 @@ struct drsn_engine {
   float *gains[DRSN_MAX_CHANNELS];    /**< [B] raw sigmoid gains per net */
   float voice[DRSN_MAX_CHANNELS];
   float *limited;     /**< [B] gains after the reduction limit */
+  float *pitch_corr;  /**< [B] one channel's pitch correlation, linked mode */
   float *energy_mean; /**< [B] linked mode */
 
   /* Controls, written by the setters. */
@@ -115,7 +120,9 @@ void drsn_engine_destroy(drsn_engine *e)
     free(e->gains[c]);
   }
   free(e->limited);
+  free(e->pitch_corr);
   free(e->energy_mean);
+  drsn_pitch_free(&e->pitch);
   drsn_bands_free(&e->bands);
   drsn_stft_free(&e->stft);
   free(e);
@@ -160,11 +167,18 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     return status;
   }
 
+  status = drsn_pitch_init(&e->pitch, model, sample_rate_hz, &e->stft, err);
+  if (status != DRSN_OK) {
+    drsn_engine_destroy(e);
+    return status;
+  }
+  e->history = e->pitch.max_lag;
+
   const uint32_t W = e->stft.window, hop = e->stft.hop, B = model->band_count;
   int ok = 1;
   for (uint32_t c = 0; ok && c < channels; c++) {
     drsn_channel *ch = &e->ch[c];
-    ch->input = fftwf_malloc(W * sizeof(float));
+    ch->input = fftwf_malloc((e->history + W) * sizeof(float));
     ch->ola = fftwf_malloc(W * sizeof(float));
     ch->queue = fftwf_malloc(hop * sizeof(float));
     ch->spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
@@ -183,8 +197,9 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     }
   }
   e->limited = calloc(B, sizeof(float));
+  e->pitch_corr = calloc(B, sizeof(float));
   e->energy_mean = calloc(B, sizeof(float));
-  if (!ok || !e->limited || !e->energy_mean) {
+  if (!ok || !e->limited || !e->pitch_corr || !e->energy_mean) {
     drsn_engine_destroy(e);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for %u channels of %u "
@@ -206,7 +221,7 @@ void drsn_engine_reset(drsn_engine *e)
     return;
   const uint32_t W = e->stft.window, hop = e->stft.hop;
   for (uint32_t c = 0; c < e->channels; c++) {
-    memset(e->ch[c].input, 0, W * sizeof(float));
+    memset(e->ch[c].input, 0, (e->history + W) * sizeof(float));
     memset(e->ch[c].ola, 0, W * sizeof(float));
     memset(e->ch[c].queue, 0, hop * sizeof(float));
     drsn_net_reset(e->nets[c]);
@@ -291,17 +306,24 @@ static void run_net(drsn_engine *e, uint32_t index)
   e->voice[index] = v;
 }
 
+/** Writes channel c's pitch correlation into out[B]. */
+static void pitch_feature(drsn_engine *e, uint32_t c, float *out)
+{
+  drsn_pitch_correlation(&e->pitch, &e->stft, &e->bands, e->ch[c].input,
+                         (const float *)e->ch[c].spectrum, out);
+}
+
 /** Analyses the last window, runs the network and emits one hop. */
 static void process_hop(drsn_engine *e)
 {
   const uint32_t C = e->channels, B = e->model->band_count;
   const uint32_t W = e->stft.window, hop = e->stft.hop;
+  const uint32_t pitch_offset = (e->model->input_channels - 1) * B;
 
   for (uint32_t c = 0; c < C; c++) {
     drsn_channel *ch = &e->ch[c];
-    drsn_stft_analyse(&e->stft, ch->input, ch->spectrum);
+    drsn_stft_analyse(&e->stft, ch->input + e->history, ch->spectrum);
     drsn_bands_energy(&e->bands, (const float *)ch->spectrum, ch->energy);
-    memmove(ch->input, ch->input + hop, (W - hop) * sizeof(float));
   }
 
   const uint32_t nets = e->linked ? 1 : C;
@@ -316,11 +338,25 @@ static void process_hop(drsn_engine *e)
     }
     drsn_bands_features(&e->bands, e->energy_mean, e->running_mean[0],
                         e->features[0]);
+    if (e->model->pitch) {
+      /* The mean of the channels' correlations, as for the energies. */
+      float *f = e->features[0] + pitch_offset;
+      for (uint32_t c = 0; c < C; c++) {
+        pitch_feature(e, c, c == 0 ? f : e->pitch_corr);
+        if (c > 0)
+          for (uint32_t b = 0; b < B; b++)
+            f[b] += e->pitch_corr[b];
+      }
+      for (uint32_t b = 0; C > 1 && b < B; b++)
+        f[b] /= (float)C;
+    }
     run_net(e, 0);
   } else {
     for (uint32_t c = 0; c < C; c++) {
       drsn_bands_features(&e->bands, e->ch[c].energy, e->running_mean[c],
                           e->features[c]);
+      if (e->model->pitch)
+        pitch_feature(e, c, e->features[c] + pitch_offset);
       run_net(e, c);
     }
   }
@@ -330,6 +366,8 @@ static void process_hop(drsn_engine *e)
   for (uint32_t c = 0; c < C; c++) {
     drsn_channel *ch = &e->ch[c];
     const uint32_t n = e->linked ? 0 : c;
+    memmove(ch->input, ch->input + hop,
+            (e->history + W - hop) * sizeof(float));
 
     /* With a 0 dB limit every gain is 1: skip the multiply so the output
      * is the input delayed, up to FFT rounding. */
@@ -401,7 +439,7 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
      * out[c]. */
     int replaced = 0;
     for (uint32_t c = 0; c < C; c++)
-      replaced |= take_input(e->ch[c].input + (W - hop) + e->fill,
+      replaced |= take_input(e->ch[c].input + e->history + (W - hop) + e->fill,
                              in[c] ? in[c] + done : NULL, n);
     if (replaced)
       e->hold = (W + hop - 1) / hop; /* hops whose window contains the sample */

@@ -69,10 +69,11 @@ struct drsn_model {
   uint32_t kernel_time;      /**< KT */
   uint32_t kernel_freq;      /**< KF, odd */
   uint32_t attention_hidden; /**< H */
-  uint32_t running_mean_ms;  /**< 0: one input channel; else two */
-  uint32_t input_channels;   /**< I: 2 when running_mean_ms > 0, else 1 */
+  uint32_t running_mean_ms;  /**< 0: no running-mean input channel */
+  uint32_t input_channels;   /**< I: 1, plus 1 each for running mean, pitch */
   float running_mean_decay;  /**< per-frame decay of the running mean */
   uint32_t recurrent_hidden; /**< R: width of the GRU; 0 in version 1 */
+  uint32_t pitch;            /**< 1: pitch-correlation input; 0 before version 3 */
 
   float *band_centres_hz; /**< [B], strictly increasing */
   const float *feature_mean;  /**< [B] */
@@ -142,6 +143,10 @@ void drsn_stft_analyse(const drsn_stft *stft, const float *input,
 void drsn_stft_synthesise(const drsn_stft *stft, fftwf_complex *spectrum,
                           float *ola);
 
+/** Serialise FFTW planning: its planner is not thread-safe. */
+void drsn_fftw_lock(void);
+void drsn_fftw_unlock(void);
+
 /* ------------------------------------------------------------------------ */
 /* Bands and features (drsn_bands.c)                                        */
 
@@ -159,7 +164,7 @@ typedef struct {
   float energy_scale; /**< (window_samples / window)^2 */
   const float *feature_mean;
   const float *feature_scale;
-  uint32_t input_channels;  /**< 1, or 2 with the running-mean channel */
+  int running_mean;         /**< whether channel 1 is the running-mean one */
   float running_mean_decay; /**< per-frame decay of the running mean */
   /* Host rates whose Nyquist frequency lies below the top band centre:
    * the bands above it get the energy of a roll-off (see design.md). */
@@ -197,6 +202,44 @@ void drsn_bands_features(const drsn_bands *bands, const float *energy,
 /** Multiplies spectrum[k] by sum_b weight[b][k] gains[b]. RT-safe. */
 void drsn_bands_apply_gains(const drsn_bands *bands, const float *gains,
                             fftwf_complex *spectrum);
+
+/* ------------------------------------------------------------------------ */
+/* Pitch correlation (drsn_pitch.c)                                         */
+
+/** Pitch search of one engine at its host rate; all zero without pitch. */
+typedef struct {
+  uint32_t window;  /**< analysis window at the host rate */
+  uint32_t min_lag; /**< shortest period in samples (2.5 ms) */
+  uint32_t max_lag; /**< longest period in samples (16 ms); the channel
+                         keeps this many samples before its window */
+  uint32_t size;    /**< FFT size of the search, a power of two */
+  float *buffer;    /**< [size] transform input (fftwf_malloc) */
+  float *corr;      /**< [size] correlation by offset (fftwf_malloc) */
+  fftwf_complex *segment_spectrum; /**< [size / 2 + 1] */
+  fftwf_complex *frame_spectrum;   /**< [size / 2 + 1] */
+  float *delayed;                  /**< [window] frame one period earlier */
+  fftwf_complex *delayed_spectrum; /**< [bins] */
+  float *sums;                     /**< [3][B] band sums */
+  fftwf_plan forward; /**< r2c, size points */
+  fftwf_plan inverse; /**< c2r, size points */
+} drsn_pitch;
+
+/** Sets up the search when the model has the pitch input; else zeroes p. */
+drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
+                            double sample_rate_hz, const drsn_stft *stft,
+                            drsn_error *err);
+void drsn_pitch_free(drsn_pitch *p);
+
+/** Period in samples of segment[max_lag + window], whose last window
+ * samples are the frame (design.md, Features). RT-safe. */
+uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment);
+
+/** out[B]: each band's correlation of the frame's spectrum (bins
+ * interleaved re, im) with the spectrum of the windowed frame one period
+ * earlier. RT-safe. */
+void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
+                            const drsn_bands *bands, const float *segment,
+                            const float *spectrum, float *out);
 
 /* ------------------------------------------------------------------------ */
 /* Network (drsn_net.c)                                                     */

@@ -21,7 +21,7 @@
 
 #define MODEL_MAGIC "DRSNMODL"
 #define MODEL_MAGIC_BYTES 8u
-#define MODEL_VERSION 2u /* the newest; version 1 is read too */
+#define MODEL_VERSION 3u /* the newest; versions 1 and 2 are read too */
 #define MODEL_MAX_NAME_BYTES 255u
 #define MODEL_MAX_NDIM 4u
 /* The shortest tensor record: name length, 1-byte name, ndim, one dim. */
@@ -372,7 +372,6 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
     FAIL(DRSN_ERR_MODEL_HEADER,
          "model '%.200s': running_mean_ms %u is outside 0..%u", name,
          m->running_mean_ms, DRSN_MODEL_MAX_RUNNING_MEAN_MS);
-  m->input_channels = m->running_mean_ms > 0 ? 2u : 1u;
   if (m->running_mean_ms > 0) {
     const double hop_s = (double)m->hop_samples / (double)m->rate_hz;
     m->running_mean_decay = (float)exp(-hop_s / (m->running_mean_ms / 1000.0));
@@ -392,6 +391,13 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
            "bands needs more weights than a model file can hold",
            name, m->recurrent_hidden, m->channels, m->band_count);
   }
+  if (version >= 3) {
+    READ_FIELD(pitch);
+    if (m->pitch > 1)
+      FAIL(DRSN_ERR_MODEL_HEADER,
+           "model '%.200s': pitch %u is outside 0..1", name, m->pitch);
+  }
+  m->input_channels = 1u + (m->running_mean_ms > 0) + m->pitch;
 
   m->blocks = calloc(m->block_count ? m->block_count : 1, sizeof *m->blocks);
   m->band_centres_hz = calloc(m->band_count, sizeof *m->band_centres_hz);

@@ -14,6 +14,16 @@
 
 static pthread_mutex_t drsn_fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void drsn_fftw_lock(void)
+{
+  pthread_mutex_lock(&drsn_fftw_planner_lock);
+}
+
+void drsn_fftw_unlock(void)
+{
+  pthread_mutex_unlock(&drsn_fftw_planner_lock);
+}
+
 uint32_t drsn_stft_hop_for_rate(const drsn_model *model, double sample_rate_hz)
 {
   const double hop = round(model->hop_samples * sample_rate_hz /

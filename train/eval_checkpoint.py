@@ -31,7 +31,7 @@ def denoise(model, x, limit_db):
     cfg = model.cfg
     t = torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
     spec = model.stft(t)
-    gains, _voice = model.network(model.features(spec))
+    gains, _voice = model.network(model.features(spec, t))
     gains = gains.clamp(min=10 ** (-limit_db / 20))
     out = spec * model.bin_gains(gains)
     # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose

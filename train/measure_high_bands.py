@@ -38,8 +38,8 @@ def main():
             x = scipy.signal.resample_poly(x, cfg.rate_hz // g, rate // g)
         x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (-26 / 20)
         with torch.no_grad():
-            spec = model.stft(torch.from_numpy(x.astype(np.float32)).reshape(1, -1))
-            gains, voice = model.network(model.features(spec))
+            t = torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
+            gains, voice = model.network(model.features(model.stft(t), t))
         voiced = voice[0] > 0.5
         gains_db.append(20 * np.log10(gains[0][voiced].numpy() + 1e-6))
     table = np.concatenate(gains_db)

@@ -186,6 +186,18 @@ def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0, estoi_weigh
     return total / count
 
 
+def widen_inputs(model, state):
+    """Give a start checkpoint's stem the new model's input channels, with zero weights for
+    the added ones, so that the new model starts with the old one's outputs."""
+    stem = model.stem.conv.weight
+    old = state.get("stem.conv.weight")
+    if old is not None and old.shape[1] < stem.shape[1] and old.shape[2:] == stem.shape[2:]:
+        wide = torch.zeros_like(stem)
+        wide[:, : old.shape[1]] = old
+        state = dict(state, **{"stem.conv.weight": wide})
+    return state
+
+
 def learning_rate(step, args):
     warmup = 200
     if step < warmup:
@@ -222,6 +234,8 @@ def main():
                     help="time constant of the running-mean input channel in ms; 0 disables it")
     ap.add_argument("--recurrent", type=int, default=0,
                     help="width of the recurrent layer after the blocks; 0 for none")
+    ap.add_argument("--pitch", action="store_true",
+                    help="add each band's pitch correlation as an input channel")
     ap.add_argument("--init-from", default=None,
                     help="start a new run from this checkpoint's weights (layers it lacks start fresh)")
     ap.add_argument("--threads", type=int, default=2)
@@ -256,7 +270,7 @@ def main():
 
     cfg = Config(window_samples=args.window, hop_samples=args.hop, channels=args.channels,
                  attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
-                 recurrent_hidden=args.recurrent,
+                 recurrent_hidden=args.recurrent, pitch=args.pitch,
                  dilations=[int(d) for d in args.dilations.split(",") if d])
     model = DRSN(cfg, shrink=args.shrink, shared_threshold=args.shared_threshold,
                  pooled_state=args.pooled_state)
@@ -278,7 +292,7 @@ def main():
     else:
         rng = np.random.default_rng(args.seed)
         if args.init_from:
-            start = torch.load(args.init_from, map_location="cpu")["model"]
+            start = widen_inputs(model, torch.load(args.init_from, map_location="cpu")["model"])
             missing, unexpected = model.load_state_dict(start, strict=False)
             if unexpected:
                 sys.exit(f"{args.init_from}: layers this network lacks: {', '.join(unexpected)}")

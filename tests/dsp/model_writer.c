@@ -196,7 +196,7 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
 
   put_bytes(&b, f->magic ? f->magic : "DRSNMODL", 8);
   const uint32_t R = s->recurrent_hidden;
-  uint32_t version = R ? 2 : 1;
+  uint32_t version = s->pitch ? 3 : R ? 2 : 1;
   if (f->version)
     version = f->version;
   put_u32(&b, version);
@@ -210,8 +210,10 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   put_u32(&b, KF);
   put_u32(&b, H);
   put_u32(&b, s->running_mean_ms);
-  if (R)
+  if (R || version >= 3)
     put_u32(&b, R);
+  if (version >= 3)
+    put_u32(&b, s->pitch);
   for (uint32_t i = 0; i < s->block_count; i++)
     put_u32(&b, s->dilations[i]);
   for (uint32_t i = 0; i < B; i++)
@@ -227,7 +229,7 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
   char name[40];
   add(t, &n, "feature_mean", 1, B, 0, 0, 0, 0, 1);
   add(t, &n, "feature_scale", 1, B, 0, 0, 0, 0, 2);
-  const uint32_t I = s->running_mean_ms > 0 ? 2 : 1;
+  const uint32_t I = 1 + (s->running_mean_ms > 0) + (s->pitch > 0);
   add(t, &n, "stem.weight", 4, C, I, KT, KF, I * KT * KF, 0);
   add(t, &n, "stem.bias", 1, C, 0, 0, 0, 0, 0);
   for (uint32_t i = 0; i < s->block_count; i++) {

@@ -21,6 +21,7 @@ typedef struct {
   uint32_t attention_hidden;
   uint32_t running_mean_ms; /**< 0: one input channel, else two */
   uint32_t recurrent_hidden; /**< 0: no GRU, format version 1; else 2 */
+  uint32_t pitch;            /**< 1: pitch-correlation input, version 3 */
   uint32_t dilations[64];
   float band_centres_hz[256];
   uint32_t seed;
@@ -43,7 +44,7 @@ typedef enum {
 /** Deliberate defects; a zeroed struct writes a valid file. */
 typedef struct {
   const char *magic;          /**< 8 bytes instead of "DRSNMODL" */
-  uint32_t version;           /**< 0: 1 without a GRU, else 2 */
+  uint32_t version;           /**< 0: 3 with pitch, 2 with a GRU, else 1 */
   mw_fault_kind fault;
   const char *tensor;         /**< tensor the fault applies to */
   uint32_t reshape_ndim;

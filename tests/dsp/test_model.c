@@ -337,6 +337,58 @@ static void test_recurrent_model(void **state)
   free(data);
 }
 
+/* Format version 3: the pitch field and a third input channel. */
+static void test_pitch_model(void **state)
+{
+  (void)state;
+  mw_spec spec;
+  unsigned char *data;
+  size_t size;
+  drsn_error err;
+  drsn_model *m = NULL;
+
+  mw_default_spec(&spec);
+  spec.recurrent_hidden = 80;
+  spec.pitch = 1;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(drsn_model_load_memory(data, size, NAME, &m, &err),
+                   DRSN_OK);
+  assert_int_equal(m->pitch, 1);
+  assert_int_equal(m->input_channels, 3);
+  assert_true(drsn_model_macs_per_second(m) < 40e6);
+  drsn_model_free(m);
+  for (size_t cut = 0; cut < 200; cut++)
+    expect_load(data, cut, DRSN_ERR_MODEL_TRUNCATED, NAME);
+  free(data);
+
+  /* Pitch without the running mean: two input channels, the second pitch. */
+  mw_small_spec(&spec);
+  spec.running_mean_ms = 0;
+  spec.pitch = 1;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  assert_int_equal(drsn_model_load_memory(data, size, NAME, &m, &err),
+                   DRSN_OK);
+  assert_int_equal(m->input_channels, 2);
+  drsn_model_free(m);
+  free(data);
+
+  /* pitch (the u32 after recurrent_hidden) is a flag. */
+  mw_small_spec(&spec);
+  spec.pitch = 2;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  expect_load(data, size, DRSN_ERR_MODEL_HEADER, "pitch 2 is outside 0..1");
+  free(data);
+
+  /* A version 2 file has no pitch field, so a stem with the pitch channel
+   * is one input channel too wide for it. */
+  spec.pitch = 1;
+  spec.recurrent_hidden = 6;
+  mw_faults v2 = {.version = 2};
+  assert_int_equal(mw_build(&spec, &v2, &data, &size), 0);
+  assert_true(load(data, size, &err) != DRSN_OK);
+  free(data);
+}
+
 /* Legal header fields whose combination would break the engine or make it
  * unbounded in memory or time. */
 static void test_costly_models_rejected(void **state)
@@ -397,8 +449,8 @@ static void test_wrong_magic(void **state)
 static void test_wrong_version(void **state)
 {
   (void)state;
-  mw_faults f = {.version = 3};
-  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 3");
+  mw_faults f = {.version = 4};
+  expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 4");
   f.version = 0xFFFFFFFFu;
   expect_fault(&f, DRSN_ERR_MODEL_VERSION, "version 4294967295");
 }
@@ -592,6 +644,7 @@ int main(void)
       cmocka_unit_test(test_wrong_magic),
       cmocka_unit_test(test_wrong_version),
       cmocka_unit_test(test_recurrent_model),
+      cmocka_unit_test(test_pitch_model),
       cmocka_unit_test(test_costly_models_rejected),
       cmocka_unit_test(test_bad_header),
       cmocka_unit_test(test_wrong_shape),

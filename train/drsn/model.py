@@ -15,6 +15,11 @@ DEFAULT_BAND_CENTRES_HZ = [
     2450, 2850, 3350, 3900, 4550, 5300, 6150, 7100, 8250, 9600, 11100, 12900, 14900, 17300, 20000,
 ]
 ENERGY_EPSILON = 1e-9
+# Pitch search range of the pitch-correlation input: periods of 2.5 to 16 ms (400 to 62.5 Hz).
+PITCH_MIN_MS = 2.5
+PITCH_MAX_MS = 16.0
+PITCH_EPSILON = 1e-9
+PITCH_LAG_PENALTY = 0.1
 # The DRSN keyword arguments of the network the model file and the C engine implement; any
 # other value is an ablation variant.
 FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
@@ -24,7 +29,7 @@ class Config:
     def __init__(self, rate_hz=48000, window_samples=960, hop_samples=480,
                  band_centres_hz=None, channels=16, dilations=(1, 2, 4, 8),
                  kernel_time=2, kernel_freq=3, attention_hidden=16, running_mean_ms=0,
-                 recurrent_hidden=0):
+                 recurrent_hidden=0, pitch=False):
         self.rate_hz = rate_hz
         self.window_samples = window_samples
         self.hop_samples = hop_samples
@@ -40,10 +45,18 @@ class Config:
         # Width of the gated recurrent unit that reads the last block's output of each frame
         # and corrects the gain logits; 0 means no recurrent layer.
         self.recurrent_hidden = recurrent_hidden
+        # Whether a further input channel carries each band's pitch correlation: how well the
+        # frame's spectrum in the band matches that of the frame one pitch period earlier.
+        self.pitch = bool(pitch)
 
     @property
     def input_channels(self):
-        return 2 if self.running_mean_ms > 0 else 1
+        return 1 + (self.running_mean_ms > 0) + self.pitch
+
+    def pitch_lags(self, rate_hz=None):
+        """Shortest and longest pitch period in samples at rate_hz (the model's rate by default)."""
+        fs = rate_hz or self.rate_hz
+        return (int(round(PITCH_MIN_MS * fs / 1000.0)), int(round(PITCH_MAX_MS * fs / 1000.0)))
 
     @property
     def running_mean_decay(self):
@@ -182,25 +195,66 @@ class DRSN(nn.Module):
         return torch.stft(x, cfg.window_samples, cfg.hop_samples, window=self.window,
                           center=False, return_complex=True)
 
-    def features(self, spec):
+    def pitch_correlation(self, x, spec):
+        """Waveform x [N, samples] and its spectrum [N, bins, frames] -> [N, frames, bands].
+
+        For every frame, the pitch period T is the lag from PITCH_MIN_MS to PITCH_MAX_MS whose
+        normalised correlation between the frame's samples and the samples T earlier is
+        highest. Each band's value is the normalised correlation, over the band's weights, of
+        the frame's spectrum and the spectrum of the windowed frame T samples earlier: near 1
+        where the band holds harmonics of T, near 0 for noise."""
+        cfg = self.cfg
+        w, hop = cfg.window_samples, cfg.hop_samples
+        lo, hi = cfg.pitch_lags()
+        xp = F.pad(x, (w - hop + hi, 0))
+        segments = xp.unfold(1, hi + w, hop)[:, : spec.shape[2]]          # [N, F, hi + w]
+        frame = segments[..., hi:]
+        size = 1 << (hi + w - 1).bit_length()
+        corr = torch.fft.irfft(torch.conj(torch.fft.rfft(frame, size)) * torch.fft.rfft(segments, size),
+                               size)
+        # corr[..., m] is the sum over the frame of frame[n] * segments[n + m]: lag T = hi - m.
+        # Energies and scores in double precision, as the C engine computes them.
+        energy = F.pad(torch.cumsum(segments.double() ** 2, dim=-1), (1, 0))
+        delayed_energy = energy[..., w:w + hi - lo + 1] - energy[..., : hi - lo + 1]
+        frame_energy = energy[..., hi + w:] - energy[..., hi:hi + 1]
+        score = corr[..., : hi - lo + 1].double() / torch.sqrt(frame_energy * delayed_energy + PITCH_EPSILON)
+        # Multiples of the period correlate about as well as the period itself but drift more,
+        # so longer lags lose up to PITCH_LAG_PENALTY, and ties go to the shortest lag.
+        lag_excess = torch.arange(hi - lo, -1, -1, device=x.device, dtype=torch.float64)
+        score = score - PITCH_LAG_PENALTY * lag_excess / (hi - lo)
+        m = hi - lo - torch.argmax(torch.flip(score, dims=[-1]), dim=-1)           # [N, F]
+        index = m.unsqueeze(-1) + torch.arange(w, device=x.device)
+        delayed = torch.gather(segments, 2, index) * self.window
+        p = torch.fft.rfft(delayed, w).transpose(1, 2)                           # [N, bins, F]
+        cross = torch.einsum("bk,nkt->ntb", self.weights, spec.real * p.real + spec.imag * p.imag)
+        px = torch.einsum("bk,nkt->ntb", self.weights, spec.real ** 2 + spec.imag ** 2)
+        pp = torch.einsum("bk,nkt->ntb", self.weights, p.real ** 2 + p.imag ** 2)
+        return cross / torch.sqrt(px * pp + PITCH_EPSILON)
+
+    def features(self, spec, x=None):
         """Complex spectrum [N, bins, frames] -> features [N, input_channels, frames, bands].
 
-        Channel 0 is the normalised log band energy. Channel 1, when the model has one, is the
-        log band energy minus its running mean over past frames, so that it tells how far each
-        band is above its recent level."""
+        Channel 0 is the normalised log band energy. The next, when the model has a running
+        mean, is the log band energy minus its running mean over past frames, so that it tells
+        how far each band is above its recent level. The last, when the model reads pitch, is
+        each band's pitch correlation, which needs the waveform x [N, samples]."""
         power = spec.real ** 2 + spec.imag ** 2
         energy = torch.einsum("bk,nkt->ntb", self.weights, power)
         log_energy = torch.log(energy + ENERGY_EPSILON)
-        absolute = (log_energy - self.feature_mean) * self.feature_scale
-        if self.cfg.input_channels == 1:
-            return absolute.unsqueeze(1)
-        decay = self.cfg.running_mean_decay
-        mean = self.feature_mean.expand(log_energy.shape[0], -1)
-        relative = []
-        for t in range(log_energy.shape[1]):
-            mean = decay * mean + (1.0 - decay) * log_energy[:, t]
-            relative.append((log_energy[:, t] - mean) * self.feature_scale)
-        return torch.stack([absolute, torch.stack(relative, dim=1)], dim=1)
+        channels = [(log_energy - self.feature_mean) * self.feature_scale]
+        if self.cfg.running_mean_ms > 0:
+            decay = self.cfg.running_mean_decay
+            mean = self.feature_mean.expand(log_energy.shape[0], -1)
+            relative = []
+            for t in range(log_energy.shape[1]):
+                mean = decay * mean + (1.0 - decay) * log_energy[:, t]
+                relative.append((log_energy[:, t] - mean) * self.feature_scale)
+            channels.append(torch.stack(relative, dim=1))
+        if self.cfg.pitch:
+            if x is None:
+                raise ValueError("a model with the pitch input needs the waveform")
+            channels.append(self.pitch_correlation(x, spec))
+        return torch.stack(channels, dim=1)
 
     def network(self, feat, trace=None):
         """feat [N, input_channels, frames, bands] -> gains [N, frames, bands], voice [N, frames]."""
@@ -230,7 +284,7 @@ class DRSN(nn.Module):
 
     def forward(self, x):
         spec = self.stft(x)
-        gains, voice = self.network(self.features(spec))
+        gains, voice = self.network(self.features(spec, x))
         return spec, spec * self.bin_gains(gains), gains, voice
 
     def macs_per_frame(self):

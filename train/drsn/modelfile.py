@@ -7,20 +7,22 @@ import numpy as np
 import torch
 
 MODEL_MAGIC = b"DRSNMODL"
-MODEL_VERSION = 2     # version 1 files, without recurrent_hidden, are still read
+MODEL_VERSION = 3     # versions 1 and 2, without the later header fields, are still read
 GOLDEN_MAGIC = b"DRSNGOLD"
 GOLDEN_VERSION = 2
 
 
 def model_bytes(cfg, tensors):
     out = bytearray(MODEL_MAGIC)
-    # A model without the recurrent layer is written as version 1, which older engines read.
-    version = MODEL_VERSION if cfg.recurrent_hidden else 1
+    # Each file gets the oldest version that can describe it, so that older engines read it.
+    version = 3 if getattr(cfg, "pitch", False) else 2 if cfg.recurrent_hidden else 1
     out += struct.pack("<11I", version, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
                        cfg.band_count, cfg.channels, len(cfg.dilations), cfg.kernel_time,
                        cfg.kernel_freq, cfg.attention_hidden, cfg.running_mean_ms)
     if version >= 2:
         out += struct.pack("<I", cfg.recurrent_hidden)
+    if version >= 3:
+        out += struct.pack("<I", int(cfg.pitch))
     out += struct.pack(f"<{len(cfg.dilations)}I", *cfg.dilations)
     out += struct.pack(f"<{cfg.band_count}f", *cfg.band_centres_hz)
     out += struct.pack("<I", len(tensors))
@@ -48,7 +50,7 @@ def write_golden(path, model, signal):
     cfg = model.cfg
     model.eval()
     x = torch.as_tensor(signal, dtype=torch.float32).reshape(1, -1)
-    feat = model.features(model.stft(x))
+    feat = model.features(model.stft(x), x)
     trace = []
     gains, voice = model.network(feat, trace)
     frames = feat.shape[2]

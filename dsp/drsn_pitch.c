@@ -1,0 +1,173 @@
+/*
+ * drsn_pitch.c: the pitch-correlation input channel (docs/design.md,
+ * Features): a pitch period per frame, then how well each band of the
+ * frame's spectrum matches the spectrum one period earlier.
+ */
+#include "drsn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Period search range in ms and the score terms; train/drsn/model.py has
+ * the same constants. */
+#define DRSN_PITCH_MIN_MS 2.5
+#define DRSN_PITCH_MAX_MS 16.0
+#define DRSN_PITCH_EPSILON 1e-9
+#define DRSN_PITCH_LAG_PENALTY 0.1
+
+drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
+                            double sample_rate_hz, const drsn_stft *stft,
+                            drsn_error *err)
+{
+  memset(p, 0, sizeof *p);
+  if (!model->pitch)
+    return DRSN_OK;
+  p->window = stft->window;
+  p->min_lag = (uint32_t)lround(DRSN_PITCH_MIN_MS * sample_rate_hz / 1000.0);
+  p->max_lag = (uint32_t)lround(DRSN_PITCH_MAX_MS * sample_rate_hz / 1000.0);
+  if (p->min_lag < 1)
+    p->min_lag = 1;
+  if (p->max_lag <= p->min_lag)
+    p->max_lag = p->min_lag + 1;
+  /* Smallest power of two that contains the segment: the correlation at lags
+   * 0 .. max_lag then has no circular wrap. */
+  p->size = 1;
+  while (p->size < p->max_lag + p->window)
+    p->size <<= 1;
+
+  const uint32_t half = p->size / 2 + 1, B = model->band_count;
+  p->buffer = fftwf_malloc(p->size * sizeof(float));
+  p->corr = fftwf_malloc(p->size * sizeof(float));
+  p->segment_spectrum = fftwf_malloc(half * sizeof(fftwf_complex));
+  p->frame_spectrum = fftwf_malloc(half * sizeof(fftwf_complex));
+  p->delayed = fftwf_malloc(p->window * sizeof(float));
+  p->delayed_spectrum = fftwf_malloc(stft->bins * sizeof(fftwf_complex));
+  p->sums = calloc(3 * (size_t)B, sizeof(float));
+  if (!p->buffer || !p->corr || !p->segment_spectrum || !p->frame_spectrum ||
+      !p->delayed || !p->delayed_spectrum || !p->sums) {
+    drsn_pitch_free(p);
+    return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                          "engine: out of memory for the pitch search");
+  }
+
+  drsn_fftw_lock();
+  p->forward = fftwf_plan_dft_r2c_1d((int)p->size, p->buffer,
+                                     p->segment_spectrum, FFTW_ESTIMATE);
+  p->inverse = fftwf_plan_dft_c2r_1d((int)p->size, p->segment_spectrum,
+                                     p->corr, FFTW_ESTIMATE);
+  drsn_fftw_unlock();
+  if (!p->forward || !p->inverse) {
+    drsn_pitch_free(p);
+    return drsn_error_set(err, DRSN_ERR_FFT_PLAN,
+                          "engine: FFTW could not plan a %u-point transform",
+                          p->size);
+  }
+  return DRSN_OK;
+}
+
+void drsn_pitch_free(drsn_pitch *p)
+{
+  if (p->forward || p->inverse) {
+    drsn_fftw_lock();
+    if (p->forward)
+      fftwf_destroy_plan(p->forward);
+    if (p->inverse)
+      fftwf_destroy_plan(p->inverse);
+    drsn_fftw_unlock();
+  }
+  fftwf_free(p->buffer);
+  fftwf_free(p->corr);
+  fftwf_free(p->segment_spectrum);
+  fftwf_free(p->frame_spectrum);
+  fftwf_free(p->delayed);
+  fftwf_free(p->delayed_spectrum);
+  free(p->sums);
+  memset(p, 0, sizeof *p);
+}
+
+uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
+{
+  const uint32_t W = p->window, lo = p->min_lag, hi = p->max_lag;
+  const uint32_t n = p->size, half = n / 2 + 1;
+
+  /* Spectra of the frame and of the whole segment, both zero-padded. */
+  memcpy(p->buffer, segment + hi, W * sizeof(float));
+  memset(p->buffer + W, 0, (n - W) * sizeof(float));
+  fftwf_execute_dft_r2c(p->forward, p->buffer, p->frame_spectrum);
+  memcpy(p->buffer, segment, (hi + W) * sizeof(float));
+  memset(p->buffer + hi + W, 0, (n - hi - W) * sizeof(float));
+  fftwf_execute_dft_r2c(p->forward, p->buffer, p->segment_spectrum);
+
+  /* conj(frame) * segment: corr[m] = sum_k frame[k] * segment[k + m]. */
+  fftwf_complex *s = p->segment_spectrum;
+  fftwf_complex *f = p->frame_spectrum;
+  for (uint32_t k = 0; k < half; k++) {
+    const float re = f[k][0] * s[k][0] + f[k][1] * s[k][1];
+    const float im = f[k][0] * s[k][1] - f[k][1] * s[k][0];
+    s[k][0] = re;
+    s[k][1] = im;
+  }
+  fftwf_execute_dft_c2r(p->inverse, s, p->corr);
+
+  /* Energies of the frame and of the W samples at offset m, in double. */
+  double frame_energy = 0.0, delayed_energy = 0.0;
+  for (uint32_t i = 0; i < W; i++) {
+    frame_energy += (double)segment[hi + i] * segment[hi + i];
+    delayed_energy += (double)segment[hi - lo + i] * segment[hi - lo + i];
+  }
+
+  /* Offset m = hi - lag, from the shortest lag down; a later lag must
+   * score strictly higher, so ties go to the shortest. */
+  uint32_t best_m = hi - lo;
+  double best = -INFINITY;
+  for (uint32_t m = hi - lo + 1; m-- > 0;) {
+    if (m < hi - lo) /* slide the window one sample back */
+      delayed_energy += (double)segment[m] * segment[m] -
+                        (double)segment[m + W] * segment[m + W];
+    const double corr = (double)(p->corr[m] / (float)n);
+    double score = corr / sqrt(frame_energy * delayed_energy +
+                               DRSN_PITCH_EPSILON);
+    score -= DRSN_PITCH_LAG_PENALTY * (double)(hi - lo - m) / (double)(hi - lo);
+    if (score > best) {
+      best = score;
+      best_m = m;
+    }
+  }
+  return hi - best_m;
+}
+
+void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
+                            const drsn_bands *bands, const float *segment,
+                            const float *spectrum, float *out)
+{
+  const uint32_t W = p->window, B = bands->band_count;
+  const uint32_t lag = drsn_pitch_period(p, segment);
+
+  const float *restrict w = stft->analysis;
+  const float *restrict x = segment + p->max_lag - lag;
+  for (uint32_t i = 0; i < W; i++)
+    p->delayed[i] = x[i] * w[i];
+  fftwf_execute_dft_r2c(stft->forward, p->delayed, p->delayed_spectrum);
+
+  float *cross = p->sums, *px = p->sums + B, *pp = p->sums + 2 * B;
+  memset(p->sums, 0, 3 * (size_t)B * sizeof(float));
+  fftwf_complex *d = p->delayed_spectrum;
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const float xr = spectrum[2 * k], xi = spectrum[2 * k + 1];
+    const float dr = d[k][0], di = d[k][1];
+    const float c = xr * dr + xi * di, ex = xr * xr + xi * xi,
+                ed = dr * dr + di * di;
+    const uint32_t lo = bands->lo_band[k];
+    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
+    const float wl = bands->lo_weight[k], wh = bands->hi_weight[k];
+    cross[lo] += wl * c;
+    cross[hi] += wh * c;
+    px[lo] += wl * ex;
+    px[hi] += wh * ex;
+    pp[lo] += wl * ed;
+    pp[hi] += wh * ed;
+  }
+  for (uint32_t b = 0; b < B; b++)
+    out[b] = cross[b] / sqrtf(px[b] * pp[b] + (float)DRSN_PITCH_EPSILON);
+}

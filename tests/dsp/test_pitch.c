@@ -1,0 +1,245 @@
+/*
+ * test_pitch.c: the pitch-correlation input (docs/design.md, Pitch
+ * correlation): the period search at every common rate, the band values
+ * for harmonics and for noise, and the engine's multi-channel handling.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drsn_internal.h"
+#include "model_writer.h"
+
+#define PI 3.14159265358979323846
+
+static uint32_t rng_state = 777;
+
+static float rand_signed(void)
+{
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 17;
+  rng_state ^= rng_state << 5;
+  return (float)((rng_state >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/** The default model's shapes with the pitch input and no recurrent layer. */
+static drsn_model *pitch_model(void)
+{
+  mw_spec spec;
+  mw_default_spec(&spec);
+  spec.pitch = 1;
+  unsigned char *data;
+  size_t size;
+  assert_int_equal(mw_build(&spec, NULL, &data, &size), 0);
+  drsn_model *m = NULL;
+  drsn_error err;
+  assert_int_equal(drsn_model_load_memory(data, size, "pitch", &m, &err),
+                   DRSN_OK);
+  free(data);
+  assert_int_equal(m->input_channels, 3);
+  return m;
+}
+
+typedef struct {
+  drsn_stft stft;
+  drsn_bands bands;
+  drsn_pitch pitch;
+} analysis;
+
+static void analysis_init(analysis *a, const drsn_model *m, double rate)
+{
+  drsn_error err;
+  assert_int_equal(drsn_stft_init(&a->stft, m, rate, &err), DRSN_OK);
+  assert_int_equal(
+      drsn_bands_init(&a->bands, m, rate, a->stft.window, &err), DRSN_OK);
+  assert_int_equal(drsn_pitch_init(&a->pitch, m, rate, &a->stft, &err),
+                   DRSN_OK);
+}
+
+static void analysis_free(analysis *a)
+{
+  drsn_pitch_free(&a->pitch);
+  drsn_bands_free(&a->bands);
+  drsn_stft_free(&a->stft);
+}
+
+/** A segment of harmonics of f0 up to 4 kHz, plus noise at the given level. */
+static float *harmonic_segment(uint32_t n, double rate, double f0,
+                               float noise)
+{
+  float *x = malloc(n * sizeof *x);
+  assert_non_null(x);
+  for (uint32_t i = 0; i < n; i++) {
+    double v = 0.0;
+    for (int k = 1; k * f0 < 4000.0 && k * f0 < rate / 2; k++)
+      v += sin(2.0 * PI * k * f0 * i / rate + 0.7 * k) / k;
+    x[i] = (float)(0.1 * v) + noise * rand_signed();
+  }
+  return x;
+}
+
+/* The period is found to within a sample at every common rate (or twice
+ * the period below 16 kHz). */
+static void test_period(void **state)
+{
+  (void)state;
+  drsn_model *m = pitch_model();
+  static const double rates[] = {8000,  11025, 16000, 22050, 32000,
+                                 44100, 48000, 88200, 96000, 192000};
+  static const double pitches[] = {70, 110, 180, 260, 390};
+  for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+    analysis a;
+    analysis_init(&a, m, rates[r]);
+    assert_int_equal(a.pitch.min_lag, lround(2.5e-3 * rates[r]));
+    assert_int_equal(a.pitch.max_lag, lround(16e-3 * rates[r]));
+    const uint32_t n = a.pitch.max_lag + a.pitch.window;
+    assert_true(a.pitch.size >= n && a.pitch.size < 2 * n);
+    for (size_t p = 0; p < sizeof pitches / sizeof pitches[0]; p++) {
+      float *x = harmonic_segment(n, rates[r], pitches[p], 0.01f);
+      /* A lag of two periods also aligns the harmonics; at low rates it
+       * can win where the period falls between two samples. */
+      const double period = rates[r] / pitches[p];
+      const uint32_t lag = drsn_pitch_period(&a.pitch, x);
+      const double periods = round(lag / period);
+      const int ok = fabs(lag - periods * period) <= 1.0 &&
+                     (periods == 1.0 || (periods == 2.0 && rates[r] < 16000));
+      if (!ok)
+        print_error("%g Hz at %g Hz: lag %u, period %.2f\n", pitches[p],
+                    rates[r], lag, period);
+      assert_true(ok);
+      free(x);
+    }
+    analysis_free(&a);
+  }
+  drsn_model_free(m);
+}
+
+/* Harmonics give values near 1 in their bands; noise gives values near 0
+ * where a band contains enough bins; silence gives 0, not NaN. */
+static void test_band_values(void **state)
+{
+  (void)state;
+  drsn_model *m = pitch_model();
+  analysis a;
+  analysis_init(&a, m, 48000.0);
+  const uint32_t n = a.pitch.max_lag + a.pitch.window, B = m->band_count;
+  fftwf_complex *spectrum =
+      fftwf_malloc(a.stft.bins * sizeof(fftwf_complex));
+  assert_non_null(spectrum);
+  float out[256];
+
+  float *x = harmonic_segment(n, 48000.0, 150.0, 0.001f);
+  drsn_stft_analyse(&a.stft, x + a.pitch.max_lag, spectrum);
+  drsn_pitch_correlation(&a.pitch, &a.stft, &a.bands, x,
+                         (const float *)spectrum, out);
+  for (uint32_t b = 1; b < B && m->band_centres_hz[b] < 3500.0f; b++)
+    assert_true(out[b] > 0.9f);
+  free(x);
+
+  /* White noise: the mean magnitude over the bands above 2 kHz, which
+   * contain 7 bins or more, stays small. */
+  x = malloc(n * sizeof *x);
+  assert_non_null(x);
+  double sum = 0.0;
+  int count = 0;
+  for (int trial = 0; trial < 20; trial++) {
+    for (uint32_t i = 0; i < n; i++)
+      x[i] = 0.1f * rand_signed();
+    drsn_stft_analyse(&a.stft, x + a.pitch.max_lag, spectrum);
+    drsn_pitch_correlation(&a.pitch, &a.stft, &a.bands, x,
+                           (const float *)spectrum, out);
+    for (uint32_t b = 0; b < B; b++) {
+      assert_true(out[b] >= -1.0001f && out[b] <= 1.0001f);
+      if (m->band_centres_hz[b] >= 2000.0f) {
+        sum += fabsf(out[b]);
+        count++;
+      }
+    }
+  }
+  assert_true(sum / count < 0.3);
+
+  memset(x, 0, n * sizeof *x);
+  drsn_stft_analyse(&a.stft, x + a.pitch.max_lag, spectrum);
+  drsn_pitch_correlation(&a.pitch, &a.stft, &a.bands, x,
+                         (const float *)spectrum, out);
+  for (uint32_t b = 0; b < B; b++)
+    assert_true(out[b] == 0.0f);
+
+  free(x);
+  fftwf_free(spectrum);
+  analysis_free(&a);
+  drsn_model_free(m);
+}
+
+/* A linked stereo engine fed the same signal on both channels computes the
+ * same features as a mono engine; unlinked, each channel gets its own. */
+static void test_engine_channels(void **state)
+{
+  (void)state;
+  drsn_model *m = pitch_model();
+  const uint32_t B = m->band_count, I = m->input_channels;
+  drsn_engine *mono = NULL, *stereo = NULL;
+  drsn_error err;
+  assert_int_equal(drsn_engine_create(m, 44100.0, 1, &mono, &err), DRSN_OK);
+  assert_int_equal(drsn_engine_create(m, 44100.0, 2, &stereo, &err),
+                   DRSN_OK);
+  const uint32_t n = 44100;
+  float *x = harmonic_segment(n, 44100.0, 130.0, 0.02f);
+  float *noise = malloc(n * sizeof *noise);
+  float *out[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+  assert_non_null(noise);
+  assert_non_null(out[0]);
+  assert_non_null(out[1]);
+  for (uint32_t i = 0; i < n; i++)
+    noise[i] = 0.1f * rand_signed();
+
+  const float *in_mono[1] = {x};
+  const float *in_stereo[2] = {x, x};
+  drsn_engine_process(mono, in_mono, out, n);
+  drsn_engine_process(stereo, in_stereo, out, n);
+  const float *fm = drsn_engine_features(mono, 0);
+  const float *fs = drsn_engine_features(stereo, 0);
+  for (uint32_t i = 0; i < I * B; i++)
+    assert_float_equal(fm[i], fs[i], 1e-6f);
+  float voiced = 0.0f;
+  for (uint32_t b = 2; b < 12; b++)
+    voiced += fm[(I - 1) * B + b] / 10.0f;
+  assert_true(voiced > 0.8f);
+
+  /* Unlinked, harmonics on the left and noise on the right. */
+  drsn_engine_set_linked(stereo, 0);
+  const float *in_split[2] = {x, noise};
+  drsn_engine_process(stereo, in_split, out, n);
+  float left = 0.0f, right = 0.0f;
+  for (uint32_t b = 2; b < 12; b++) {
+    left += drsn_engine_features(stereo, 0)[(I - 1) * B + b] / 10.0f;
+    right += fabsf(drsn_engine_features(stereo, 1)[(I - 1) * B + b]) / 10.0f;
+  }
+  assert_true(left > 0.8f);
+  assert_true(right < 0.5f);
+
+  free(x);
+  free(noise);
+  free(out[0]);
+  free(out[1]);
+  drsn_engine_destroy(mono);
+  drsn_engine_destroy(stereo);
+  drsn_model_free(m);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_period),
+      cmocka_unit_test(test_band_values),
+      cmocka_unit_test(test_engine_channels),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
