@@ -78,7 +78,6 @@ struct drsn_engine {
   float *gains[DRSN_MAX_CHANNELS];    /**< [B] raw sigmoid gains per net */
   float voice[DRSN_MAX_CHANNELS];
   float *limited;     /**< [B] gains after the reduction limit */
-  float *pitch_corr;  /**< [B] one channel's pitch correlation, linked mode */
   float *energy_mean; /**< [B] linked mode */
 
   /* Controls, written by the setters. */
@@ -120,7 +119,6 @@ void drsn_engine_destroy(drsn_engine *e)
     free(e->gains[c]);
   }
   free(e->limited);
-  free(e->pitch_corr);
   free(e->energy_mean);
   drsn_pitch_free(&e->pitch);
   drsn_bands_free(&e->bands);
@@ -197,9 +195,8 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     }
   }
   e->limited = calloc(B, sizeof(float));
-  e->pitch_corr = calloc(B, sizeof(float));
   e->energy_mean = calloc(B, sizeof(float));
-  if (!ok || !e->limited || !e->pitch_corr || !e->energy_mean) {
+  if (!ok || !e->limited || !e->energy_mean) {
     drsn_engine_destroy(e);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for %u channels of %u "
@@ -306,11 +303,11 @@ static void run_net(drsn_engine *e, uint32_t index)
   e->voice[index] = v;
 }
 
-/** Writes channel c's pitch correlation into out[B]. */
-static void pitch_feature(drsn_engine *e, uint32_t c, float *out)
+/** Adds channel c's band sums to the pitch correlation being built. */
+static void pitch_accumulate(drsn_engine *e, uint32_t c)
 {
-  drsn_pitch_correlation(&e->pitch, &e->stft, &e->bands, e->ch[c].input,
-                         (const float *)e->ch[c].spectrum, out);
+  drsn_pitch_accumulate(&e->pitch, &e->stft, &e->bands, e->ch[c].input,
+                        (const float *)e->ch[c].spectrum);
 }
 
 /** Analyses the last window, runs the network and emits one hop. */
@@ -339,24 +336,23 @@ static void process_hop(drsn_engine *e)
     drsn_bands_features(&e->bands, e->energy_mean, e->running_mean[0],
                         e->features[0]);
     if (e->model->pitch) {
-      /* The mean of the channels' correlations, as for the energies. */
-      float *f = e->features[0] + pitch_offset;
-      for (uint32_t c = 0; c < C; c++) {
-        pitch_feature(e, c, c == 0 ? f : e->pitch_corr);
-        if (c > 0)
-          for (uint32_t b = 0; b < B; b++)
-            f[b] += e->pitch_corr[b];
-      }
-      for (uint32_t b = 0; C > 1 && b < B; b++)
-        f[b] /= (float)C;
+      /* The band sums of all channels together, so that each channel
+       * counts by its energy and a silent one changes nothing. */
+      drsn_pitch_clear(&e->pitch, B);
+      for (uint32_t c = 0; c < C; c++)
+        pitch_accumulate(e, c);
+      drsn_pitch_finish(&e->pitch, B, C, e->features[0] + pitch_offset);
     }
     run_net(e, 0);
   } else {
     for (uint32_t c = 0; c < C; c++) {
       drsn_bands_features(&e->bands, e->ch[c].energy, e->running_mean[c],
                           e->features[c]);
-      if (e->model->pitch)
-        pitch_feature(e, c, e->features[c] + pitch_offset);
+      if (e->model->pitch) {
+        drsn_pitch_clear(&e->pitch, B);
+        pitch_accumulate(e, c);
+        drsn_pitch_finish(&e->pitch, B, 1, e->features[c] + pitch_offset);
+      }
       run_net(e, c);
     }
   }

@@ -219,7 +219,7 @@ typedef struct {
   fftwf_complex *frame_spectrum;   /**< [size / 2 + 1] */
   float *delayed;                  /**< [window] frame one period earlier */
   fftwf_complex *delayed_spectrum; /**< [bins] */
-  float *sums;                     /**< [3][B] band sums */
+  float *sums; /**< [2][3][B]: one channel's band sums, then the totals */
   fftwf_plan forward; /**< r2c, size points */
   fftwf_plan inverse; /**< c2r, size points */
 } drsn_pitch;
@@ -240,6 +240,16 @@ uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment);
 void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
                             const drsn_bands *bands, const float *segment,
                             const float *spectrum, float *out);
+
+/* The same over several channels, each with its own period: clear, then
+ * accumulate each channel's band sums, then finish with the channel count
+ * (design.md, Pitch correlation). RT-safe. */
+void drsn_pitch_clear(drsn_pitch *p, uint32_t band_count);
+void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
+                           const drsn_bands *bands, const float *segment,
+                           const float *spectrum);
+void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
+                       uint32_t channels, float *out);
 
 /* ------------------------------------------------------------------------ */
 /* Network (drsn_net.c)                                                     */

@@ -15,6 +15,10 @@
 #define DRSN_PITCH_MAX_MS 16.0
 #define DRSN_PITCH_EPSILON 1e-9
 #define DRSN_PITCH_LAG_PENALTY 0.1
+/* A window one lag back with less than this fraction of the frame's energy
+ * (60 dB less) cannot match it. Its score is 0: the correlation there is
+ * FFT rounding noise, and dividing it by the tiny energy would inflate it. */
+#define DRSN_PITCH_MIN_ENERGY_RATIO 1e-6
 
 drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
                             double sample_rate_hz, const drsn_stft *stft,
@@ -43,7 +47,7 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
   p->frame_spectrum = fftwf_malloc(half * sizeof(fftwf_complex));
   p->delayed = fftwf_malloc(p->window * sizeof(float));
   p->delayed_spectrum = fftwf_malloc(stft->bins * sizeof(fftwf_complex));
-  p->sums = calloc(3 * (size_t)B, sizeof(float));
+  p->sums = calloc(6 * (size_t)B, sizeof(float));
   if (!p->buffer || !p->corr || !p->segment_spectrum || !p->frame_spectrum ||
       !p->delayed || !p->delayed_spectrum || !p->sums) {
     drsn_pitch_free(p);
@@ -125,9 +129,11 @@ uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
     if (m < hi - lo) /* slide the window one sample back */
       delayed_energy += (double)segment[m] * segment[m] -
                         (double)segment[m + W] * segment[m + W];
-    const double corr = (double)(p->corr[m] / (float)n);
-    double score = corr / sqrt(frame_energy * delayed_energy +
-                               DRSN_PITCH_EPSILON);
+    double score = 0.0;
+    if (delayed_energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy) {
+      const double corr = (double)(p->corr[m] / (float)n);
+      score = corr / sqrt(frame_energy * delayed_energy + DRSN_PITCH_EPSILON);
+    }
     score -= DRSN_PITCH_LAG_PENALTY * (double)(hi - lo - m) / (double)(hi - lo);
     if (score > best) {
       best = score;
@@ -137,9 +143,15 @@ uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
   return hi - best_m;
 }
 
-void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
-                            const drsn_bands *bands, const float *segment,
-                            const float *spectrum, float *out)
+void drsn_pitch_clear(drsn_pitch *p, uint32_t band_count)
+{
+  memset(p->sums + 3 * (size_t)band_count, 0,
+         3 * (size_t)band_count * sizeof(float));
+}
+
+void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
+                           const drsn_bands *bands, const float *segment,
+                           const float *spectrum)
 {
   const uint32_t W = p->window, B = bands->band_count;
   const uint32_t lag = drsn_pitch_period(p, segment);
@@ -150,6 +162,8 @@ void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
     p->delayed[i] = x[i] * w[i];
   fftwf_execute_dft_r2c(stft->forward, p->delayed, p->delayed_spectrum);
 
+  /* This channel's sums first; adding them to the totals as a whole keeps
+   * the totals of identical channels exact multiples of one's. */
   float *cross = p->sums, *px = p->sums + B, *pp = p->sums + 2 * B;
   memset(p->sums, 0, 3 * (size_t)B * sizeof(float));
   fftwf_complex *d = p->delayed_spectrum;
@@ -168,6 +182,31 @@ void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
     pp[lo] += wl * ed;
     pp[hi] += wh * ed;
   }
-  for (uint32_t b = 0; b < B; b++)
-    out[b] = cross[b] / sqrtf(px[b] * pp[b] + (float)DRSN_PITCH_EPSILON);
+  float *total = p->sums + 3 * (size_t)B;
+  for (uint32_t i = 0; i < 3 * B; i++)
+    total[i] += p->sums[i];
+}
+
+void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
+                       uint32_t channels, float *out)
+{
+  const uint32_t B = band_count;
+  const float *total = p->sums + 3 * (size_t)B;
+  const float *cross = total, *px = total + B, *pp = total + 2 * B;
+  /* Means over the channels, so that identical channels give exactly the
+   * value of one (for two channels the division is exact). */
+  const float scale = 1.0f / (float)channels;
+  for (uint32_t b = 0; b < B; b++) {
+    const float c = cross[b] * scale, x = px[b] * scale, d = pp[b] * scale;
+    out[b] = c / sqrtf(x * d + (float)DRSN_PITCH_EPSILON);
+  }
+}
+
+void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
+                            const drsn_bands *bands, const float *segment,
+                            const float *spectrum, float *out)
+{
+  drsn_pitch_clear(p, bands->band_count);
+  drsn_pitch_accumulate(p, stft, bands, segment, spectrum);
+  drsn_pitch_finish(p, bands->band_count, 1, out);
 }

@@ -20,6 +20,10 @@ PITCH_MIN_MS = 2.5
 PITCH_MAX_MS = 16.0
 PITCH_EPSILON = 1e-9
 PITCH_LAG_PENALTY = 0.1
+# A window one lag back with less than this fraction of the frame's energy (60 dB less) cannot
+# match it. Its score is 0: the correlation there is FFT rounding noise, and dividing it by the
+# tiny energy would inflate it.
+PITCH_MIN_ENERGY_RATIO = 1e-6
 # The DRSN keyword arguments of the network the model file and the C engine implement; any
 # other value is an ablation variant.
 FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
@@ -202,7 +206,7 @@ class DRSN(nn.Module):
         normalised correlation between the frame's samples and the samples T earlier is
         highest. Each band's value is the normalised correlation, over the band's weights, of
         the frame's spectrum and the spectrum of the windowed frame T samples earlier: near 1
-        where the band holds harmonics of T, near 0 for noise."""
+        where the band contains harmonics of T, near 0 for noise."""
         cfg = self.cfg
         w, hop = cfg.window_samples, cfg.hop_samples
         lo, hi = cfg.pitch_lags()
@@ -218,6 +222,8 @@ class DRSN(nn.Module):
         delayed_energy = energy[..., w:w + hi - lo + 1] - energy[..., : hi - lo + 1]
         frame_energy = energy[..., hi + w:] - energy[..., hi:hi + 1]
         score = corr[..., : hi - lo + 1].double() / torch.sqrt(frame_energy * delayed_energy + PITCH_EPSILON)
+        score = torch.where(delayed_energy > PITCH_MIN_ENERGY_RATIO * frame_energy, score,
+                            torch.zeros_like(score))
         # Multiples of the period correlate about as well as the period itself but drift more,
         # so longer lags lose up to PITCH_LAG_PENALTY, and ties go to the shortest lag.
         lag_excess = torch.arange(hi - lo, -1, -1, device=x.device, dtype=torch.float64)
