@@ -580,6 +580,9 @@ int render_file(const char *in_path, const char *out_path,
   } else {
     /* Integer subtypes clip instead of wrapping around on overshoot. */
     sf_command(out, SFC_SET_CLIPPING, NULL, SF_TRUE);
+    /* The PEAK chunk of float files contains the time of writing; without it
+     * the same input always gives the same bytes. */
+    sf_command(out, SFC_SET_ADD_PEAK_CHUNK, NULL, SF_FALSE);
     copy_metadata(input.file, out, input.info.channels);
     status = run_engine(&input, out, out_info.format & SF_FORMAT_SUBMASK, out_path,
                         engine, options, error, error_size);
