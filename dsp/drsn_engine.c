@@ -58,6 +58,10 @@ typedef struct {
   float *queue;            /**< [hop] finished output samples */
   fftwf_complex *spectrum; /**< [bins] spectrum of the current frame */
   float *energy;           /**< [B] band energies of the current frame */
+  /* With the pitch input: the spectrum one period earlier and the band
+   * sums of the pitch correlation, kept for the pitch filter. */
+  fftwf_complex *pitch_spectrum; /**< [bins] */
+  float *pitch_sums;             /**< [3][B] */
 } drsn_channel;
 
 struct drsn_engine {
@@ -104,6 +108,8 @@ static void channel_free(drsn_channel *c)
   fftwf_free(c->queue);
   fftwf_free(c->spectrum);
   free(c->energy);
+  fftwf_free(c->pitch_spectrum);
+  free(c->pitch_sums);
   memset(c, 0, sizeof *c);
 }
 
@@ -181,10 +187,15 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     ch->queue = fftwf_malloc(hop * sizeof(float));
     ch->spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
     ch->energy = calloc(B, sizeof(float));
+    if (model->pitch) {
+      ch->pitch_spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
+      ch->pitch_sums = calloc(3 * (size_t)B, sizeof(float));
+      ok = ch->pitch_spectrum && ch->pitch_sums;
+    }
     e->features[c] = calloc((size_t)model->input_channels * B, sizeof(float));
     e->running_mean[c] = calloc(B, sizeof(float));
     e->gains[c] = calloc(B, sizeof(float));
-    ok = ch->input && ch->ola && ch->queue && ch->spectrum && ch->energy &&
+    ok = ok && ch->input && ch->ola && ch->queue && ch->spectrum && ch->energy &&
          e->features[c] && e->running_mean[c] && e->gains[c];
     if (ok) {
       status = drsn_net_create(model, &e->nets[c], err);
@@ -307,7 +318,8 @@ static void run_net(drsn_engine *e, uint32_t index)
 static void pitch_accumulate(drsn_engine *e, uint32_t c)
 {
   drsn_pitch_accumulate(&e->pitch, &e->stft, &e->bands, e->ch[c].input,
-                        (const float *)e->ch[c].spectrum);
+                        (const float *)e->ch[c].spectrum,
+                        e->ch[c].pitch_spectrum, e->ch[c].pitch_sums);
 }
 
 /** Analyses the last window, runs the network and emits one hop. */
@@ -324,6 +336,9 @@ static void process_hop(drsn_engine *e)
   }
 
   const uint32_t nets = e->linked ? 1 : C;
+  /* Held hops keep the last gains and skip the pitch search, and with it
+   * the pitch filter. */
+  const int pitch_filter = e->model->pitch && e->hold == 0;
   if (e->hold > 0) {
     e->hold--;
   } else if (e->linked) {
@@ -373,6 +388,9 @@ static void process_hop(drsn_engine *e)
         const float v = g[b] < 1.0f ? g[b] : 1.0f;
         e->limited[b] = v >= min_gain ? v : min_gain;
       }
+      if (pitch_filter)
+        drsn_pitch_filter(&e->pitch, &e->bands, ch->pitch_sums, e->limited,
+                          (const float *)ch->pitch_spectrum, ch->spectrum);
       drsn_bands_apply_gains(&e->bands, e->limited, ch->spectrum);
       if (c < nets)
         for (uint32_t b = 0; b < B; b++)

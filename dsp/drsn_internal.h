@@ -219,7 +219,8 @@ typedef struct {
   fftwf_complex *frame_spectrum;   /**< [size / 2 + 1] */
   float *delayed;                  /**< [window] frame one period earlier */
   fftwf_complex *delayed_spectrum; /**< [bins] */
-  float *sums; /**< [2][3][B]: one channel's band sums, then the totals */
+  float *sums;    /**< [2][3][B]: one channel's band sums, then the totals */
+  float *scratch; /**< [2][B] for the pitch filter */
   fftwf_plan forward; /**< r2c, size points */
   fftwf_plan inverse; /**< c2r, size points */
 } drsn_pitch;
@@ -247,9 +248,22 @@ void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
 void drsn_pitch_clear(drsn_pitch *p, uint32_t band_count);
 void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
                            const drsn_bands *bands, const float *segment,
-                           const float *spectrum);
+                           const float *spectrum,
+                           fftwf_complex *delayed_spectrum, float *sums);
 void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
                        uint32_t channels, float *out);
+
+/** The pitch filter (design.md, Pitch filter): mixes delayed_spectrum,
+ * the spectrum one period earlier, into spectrum in place, band by band.
+ * The strength comes from the channel's band sums [3][B] (as accumulate
+ * wrote them) and the limited gains [B]; then each band gets its energy
+ * back.
+ * delayed_spectrum has the bins interleaved (re, im).
+ * RT-safe. */
+void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
+                       const float *sums, const float *gains,
+                       const float *delayed_spectrum,
+                       fftwf_complex *spectrum);
 
 /* ------------------------------------------------------------------------ */
 /* Network (drsn_net.c)                                                     */

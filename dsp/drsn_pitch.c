@@ -19,6 +19,10 @@
  * (60 dB less) cannot match it. Its score is 0: the correlation there is
  * FFT rounding noise, and dividing it by the tiny energy would inflate it. */
 #define DRSN_PITCH_MIN_ENERGY_RATIO 1e-6
+/* Pitch filter: floors of the squared strength and of the band energies it
+ * divides by. */
+#define DRSN_PITCH_FILTER_FLOOR 1e-12f
+#define DRSN_PITCH_FILTER_EPSILON 1e-8f
 
 drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
                             double sample_rate_hz, const drsn_stft *stft,
@@ -48,8 +52,9 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
   p->delayed = fftwf_malloc(p->window * sizeof(float));
   p->delayed_spectrum = fftwf_malloc(stft->bins * sizeof(fftwf_complex));
   p->sums = calloc(6 * (size_t)B, sizeof(float));
+  p->scratch = calloc(2 * (size_t)B, sizeof(float));
   if (!p->buffer || !p->corr || !p->segment_spectrum || !p->frame_spectrum ||
-      !p->delayed || !p->delayed_spectrum || !p->sums) {
+      !p->delayed || !p->delayed_spectrum || !p->sums || !p->scratch) {
     drsn_pitch_free(p);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for the pitch search");
@@ -87,6 +92,7 @@ void drsn_pitch_free(drsn_pitch *p)
   fftwf_free(p->delayed);
   fftwf_free(p->delayed_spectrum);
   free(p->sums);
+  free(p->scratch);
   memset(p, 0, sizeof *p);
 }
 
@@ -151,7 +157,8 @@ void drsn_pitch_clear(drsn_pitch *p, uint32_t band_count)
 
 void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
                            const drsn_bands *bands, const float *segment,
-                           const float *spectrum)
+                           const float *spectrum,
+                           fftwf_complex *delayed_spectrum, float *sums)
 {
   const uint32_t W = p->window, B = bands->band_count;
   const uint32_t lag = drsn_pitch_period(p, segment);
@@ -160,13 +167,13 @@ void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
   const float *restrict x = segment + p->max_lag - lag;
   for (uint32_t i = 0; i < W; i++)
     p->delayed[i] = x[i] * w[i];
-  fftwf_execute_dft_r2c(stft->forward, p->delayed, p->delayed_spectrum);
+  fftwf_execute_dft_r2c(stft->forward, p->delayed, delayed_spectrum);
 
   /* This channel's sums first; adding them to the totals as a whole keeps
    * the totals of identical channels exact multiples of one's. */
-  float *cross = p->sums, *px = p->sums + B, *pp = p->sums + 2 * B;
-  memset(p->sums, 0, 3 * (size_t)B * sizeof(float));
-  fftwf_complex *d = p->delayed_spectrum;
+  float *cross = sums, *px = sums + B, *pp = sums + 2 * B;
+  memset(sums, 0, 3 * (size_t)B * sizeof(float));
+  fftwf_complex *d = delayed_spectrum;
   for (uint32_t k = 0; k < bands->bins; k++) {
     const float xr = spectrum[2 * k], xi = spectrum[2 * k + 1];
     const float dr = d[k][0], di = d[k][1];
@@ -184,7 +191,7 @@ void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
   }
   float *total = p->sums + 3 * (size_t)B;
   for (uint32_t i = 0; i < 3 * B; i++)
-    total[i] += p->sums[i];
+    total[i] += sums[i];
 }
 
 void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
@@ -207,6 +214,62 @@ void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
                             const float *spectrum, float *out)
 {
   drsn_pitch_clear(p, bands->band_count);
-  drsn_pitch_accumulate(p, stft, bands, segment, spectrum);
+  drsn_pitch_accumulate(p, stft, bands, segment, spectrum, p->delayed_spectrum,
+                        p->sums);
   drsn_pitch_finish(p, bands->band_count, 1, out);
+}
+
+void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
+                       const float *sums, const float *gains,
+                       const float *delayed_spectrum,
+                       fftwf_complex *spectrum)
+{
+  const uint32_t B = bands->band_count;
+  const float *cross = sums, *px = sums + B, *pp = sums + 2 * B;
+  float *alpha = p->scratch, *mixed = p->scratch + B;
+
+  /* Strength per band: full where the band is more periodic than its gain
+   * allows for, else rho^2 (1 - g^2) / (g^2 (1 - rho^2)), capped at 1. */
+  for (uint32_t b = 0; b < B; b++) {
+    float rho = cross[b] / sqrtf(px[b] * pp[b] + (float)DRSN_PITCH_EPSILON);
+    rho = rho > 0.0f ? rho : 0.0f;
+    const float g = gains[b], g2 = g * g;
+    float r;
+    if (rho > g) {
+      r = 1.0f;
+    } else {
+      float r2 = rho * rho * (1.0f - g2) / (g2 * (1.0f - rho * rho) + 1e-3f);
+      r2 = r2 < DRSN_PITCH_FILTER_FLOOR ? DRSN_PITCH_FILTER_FLOOR
+                                         : (r2 > 1.0f ? 1.0f : r2);
+      r = sqrtf(r2);
+    }
+    alpha[b] = r * sqrtf(px[b] / (pp[b] + DRSN_PITCH_FILTER_EPSILON));
+    mixed[b] = 0.0f;
+  }
+
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const uint32_t lo = bands->lo_band[k];
+    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
+    const float wl = bands->lo_weight[k], wh = bands->hi_weight[k];
+    const float a = wl * alpha[lo] + wh * alpha[hi];
+    const float re = spectrum[k][0] + a * delayed_spectrum[2 * k];
+    const float im = spectrum[k][1] + a * delayed_spectrum[2 * k + 1];
+    spectrum[k][0] = re;
+    spectrum[k][1] = im;
+    const float e = re * re + im * im;
+    mixed[lo] += wl * e;
+    mixed[hi] += wh * e;
+  }
+
+  /* Each band back to its energy before the mixing. */
+  for (uint32_t b = 0; b < B; b++)
+    mixed[b] = sqrtf((px[b] + DRSN_PITCH_FILTER_EPSILON) /
+                     (mixed[b] + DRSN_PITCH_FILTER_EPSILON));
+  for (uint32_t k = 0; k < bands->bins; k++) {
+    const uint32_t lo = bands->lo_band[k];
+    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
+    const float n = bands->lo_weight[k] * mixed[lo] + bands->hi_weight[k] * mixed[hi];
+    spectrum[k][0] *= n;
+    spectrum[k][1] *= n;
+  }
 }

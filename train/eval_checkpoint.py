@@ -31,9 +31,10 @@ def denoise(model, x, limit_db):
     cfg = model.cfg
     t = torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
     spec = model.stft(t)
-    gains, _voice = model.network(model.features(spec, t))
+    p = model.pitch_spectrum(t, spec) if cfg.pitch else None
+    gains, _voice = model.network(model.features(spec, t, p))
     gains = gains.clamp(min=10 ** (-limit_db / 20))
-    out = spec * model.bin_gains(gains)
+    out = model.enhance(spec, gains, p)
     # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
     # squared overlap is zero at the very first sample. The left padding of stft() is dropped.
     return overlap_add(model, out)[0, cfg.window_samples - cfg.hop_samples:].numpy()

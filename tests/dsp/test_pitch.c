@@ -206,6 +206,75 @@ static void test_band_values(void **state)
   drsn_model_free(m);
 }
 
+/* The pitch filter keeps each band's energy to within 1 dB (the norms are
+ * interpolated between bands like the gains), changes nothing where the
+ * gains are 1, and pulls a noisy harmonic band towards its harmonics. */
+static void test_filter(void **state)
+{
+  (void)state;
+  drsn_model *m = pitch_model();
+  analysis a;
+  analysis_init(&a, m, 48000.0);
+  const uint32_t n = a.pitch.max_lag + a.pitch.window, B = m->band_count;
+  const uint32_t bins = a.stft.bins;
+  fftwf_complex *x = fftwf_malloc(bins * sizeof(fftwf_complex));
+  fftwf_complex *y = fftwf_malloc(bins * sizeof(fftwf_complex));
+  fftwf_complex *d = fftwf_malloc(bins * sizeof(fftwf_complex));
+  assert_non_null(x);
+  assert_non_null(y);
+  assert_non_null(d);
+  float sums[3 * 256], gains[256], before[256], after[256];
+
+  float *seg = harmonic_segment(n, 48000.0, 150.0, 0.02f);
+  drsn_stft_analyse(&a.stft, seg + a.pitch.max_lag, x);
+  drsn_pitch_clear(&a.pitch, B);
+  drsn_pitch_accumulate(&a.pitch, &a.stft, &a.bands, seg, (const float *)x, d,
+                        sums);
+
+  for (uint32_t b = 0; b < B; b++)
+    gains[b] = 1.0f;
+  memcpy(y, x, bins * sizeof(fftwf_complex));
+  drsn_pitch_filter(&a.pitch, &a.bands, sums, gains, (const float *)d, y);
+  double change = 0.0, energy = 0.0;
+  for (uint32_t k = 0; k < bins; k++) {
+    const double dr = y[k][0] - x[k][0], di = y[k][1] - x[k][1];
+    change += dr * dr + di * di;
+    energy += (double)x[k][0] * x[k][0] + (double)x[k][1] * x[k][1];
+  }
+  assert_true(change < 1e-10 * energy); /* 100 dB down */
+
+  for (uint32_t b = 0; b < B; b++)
+    gains[b] = 0.3f;
+  memcpy(y, x, bins * sizeof(fftwf_complex));
+  drsn_pitch_filter(&a.pitch, &a.bands, sums, gains, (const float *)d, y);
+  drsn_bands_energy(&a.bands, (const float *)x, before);
+  drsn_bands_energy(&a.bands, (const float *)y, after);
+  float worst = 0.0f;
+  for (uint32_t b = 0; b < B; b++) {
+    const float db = fabsf(10.0f * log10f((after[b] + 1e-12f) / (before[b] + 1e-12f)));
+    worst = db > worst ? db : worst;
+  }
+  print_message("worst band energy change %.3f dB\n", worst);
+  assert_true(worst < 1.0f);
+
+  /* Between the harmonics the noise falls: the bins halfway between the
+   * 4th and 5th harmonic (675 Hz) lose energy against those at 600 Hz. */
+  const uint32_t harmonic = (uint32_t)lround(600.0 / (48000.0 / a.stft.window));
+  const uint32_t between = (uint32_t)lround(675.0 / (48000.0 / a.stft.window));
+  const float hx = x[harmonic][0] * x[harmonic][0] + x[harmonic][1] * x[harmonic][1];
+  const float hy = y[harmonic][0] * y[harmonic][0] + y[harmonic][1] * y[harmonic][1];
+  const float bx = x[between][0] * x[between][0] + x[between][1] * x[between][1];
+  const float by = y[between][0] * y[between][0] + y[between][1] * y[between][1];
+  assert_true(by / hy < bx / hx);
+
+  free(seg);
+  fftwf_free(x);
+  fftwf_free(y);
+  fftwf_free(d);
+  analysis_free(&a);
+  drsn_model_free(m);
+}
+
 /* A linked stereo engine fed the same signal on both channels computes the
  * same features as a mono engine; unlinked, each channel gets its own. */
 static void test_engine_channels(void **state)
@@ -280,6 +349,7 @@ int main(void)
       cmocka_unit_test(test_period),
       cmocka_unit_test(test_onset_after_silence),
       cmocka_unit_test(test_band_values),
+      cmocka_unit_test(test_filter),
       cmocka_unit_test(test_engine_channels),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,9 @@ PITCH_LAG_PENALTY = 0.1
 # match it. Its score is 0: the correlation there is FFT rounding noise, and dividing it by the
 # tiny energy would inflate it.
 PITCH_MIN_ENERGY_RATIO = 1e-6
+# Pitch filter: floors of the squared strength and of the band energies it divides by.
+PITCH_FILTER_FLOOR = 1e-12
+PITCH_FILTER_EPSILON = 1e-8
 # The DRSN keyword arguments of the network the model file and the C engine implement; any
 # other value is an ablation variant.
 FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
@@ -199,14 +202,12 @@ class DRSN(nn.Module):
         return torch.stft(x, cfg.window_samples, cfg.hop_samples, window=self.window,
                           center=False, return_complex=True)
 
-    def pitch_correlation(self, x, spec):
-        """Waveform x [N, samples] and its spectrum [N, bins, frames] -> [N, frames, bands].
+    def pitch_spectrum(self, x, spec):
+        """Waveform x [N, samples] and its spectrum [N, bins, frames] -> [N, bins, frames].
 
         For every frame, the pitch period T is the lag from PITCH_MIN_MS to PITCH_MAX_MS whose
         normalised correlation between the frame's samples and the samples T earlier is
-        highest. Each band's value is the normalised correlation, over the band's weights, of
-        the frame's spectrum and the spectrum of the windowed frame T samples earlier: near 1
-        where the band contains harmonics of T, near 0 for noise."""
+        highest. The result is the spectrum of the windowed frame T samples earlier."""
         cfg = self.cfg
         w, hop = cfg.window_samples, cfg.hop_samples
         lo, hi = cfg.pitch_lags()
@@ -231,19 +232,53 @@ class DRSN(nn.Module):
         m = hi - lo - torch.argmax(torch.flip(score, dims=[-1]), dim=-1)           # [N, F]
         index = m.unsqueeze(-1) + torch.arange(w, device=x.device)
         delayed = torch.gather(segments, 2, index) * self.window
-        p = torch.fft.rfft(delayed, w).transpose(1, 2)                           # [N, bins, F]
+        return torch.fft.rfft(delayed, w).transpose(1, 2)
+
+    def pitch_sums(self, spec, p):
+        """Return each band's sums of Re(X conj P), |X|^2 and |P|^2 over its weights, [N, frames, bands]."""
         cross = torch.einsum("bk,nkt->ntb", self.weights, spec.real * p.real + spec.imag * p.imag)
         px = torch.einsum("bk,nkt->ntb", self.weights, spec.real ** 2 + spec.imag ** 2)
         pp = torch.einsum("bk,nkt->ntb", self.weights, p.real ** 2 + p.imag ** 2)
+        return cross, px, pp
+
+    def pitch_correlation(self, spec, p):
+        """Return each band's normalised correlation of the frame's spectrum and p, the spectrum
+        one pitch period earlier: near 1 where the band contains harmonics, near 0 for noise."""
+        cross, px, pp = self.pitch_sums(spec, p)
         return cross / torch.sqrt(px * pp + PITCH_EPSILON)
 
-    def features(self, spec, x=None):
+    def pitch_filter(self, spec, p, gains):
+        """Adds p, the spectrum one pitch period earlier, to each band of spec in proportion to
+        how much more periodic the band is than its gain accounts for, then restores each band's
+        energy. The harmonics add up and the noise between them does not, so the noise between
+        harmonics falls. The strength follows the pitch filter of Valin's RNNoise (2018)."""
+        cross, px, pp = self.pitch_sums(spec, p)
+        rho = (cross / torch.sqrt(px * pp + PITCH_EPSILON)).clamp(min=0.0)
+        g2 = gains ** 2
+        r2 = rho ** 2 * (1.0 - g2) / (g2 * (1.0 - rho ** 2) + 1e-3)
+        r = torch.where(rho > gains, torch.ones_like(rho),
+                        torch.sqrt(r2.clamp(min=PITCH_FILTER_FLOOR, max=1.0)))
+        alpha = r * torch.sqrt(px / (pp + PITCH_FILTER_EPSILON))
+        mixed = spec + torch.einsum("bk,ntb->nkt", self.weights, alpha) * p
+        pm = torch.einsum("bk,nkt->ntb", self.weights, mixed.real ** 2 + mixed.imag ** 2)
+        norm = torch.sqrt((px + PITCH_FILTER_EPSILON) / (pm + PITCH_FILTER_EPSILON))
+        return mixed * torch.einsum("bk,ntb->nkt", self.weights, norm)
+
+    def enhance(self, spec, gains, p=None):
+        """Return the output spectrum: spec times the bin gains, pitch-filtered first when p is
+        given."""
+        if p is not None:
+            spec = self.pitch_filter(spec, p, gains)
+        return spec * self.bin_gains(gains)
+
+    def features(self, spec, x=None, p=None):
         """Complex spectrum [N, bins, frames] -> features [N, input_channels, frames, bands].
 
         Channel 0 is the normalised log band energy. The next, when the model has a running
         mean, is the log band energy minus its running mean over past frames, so that it tells
         how far each band is above its recent level. The last, when the model reads pitch, is
-        each band's pitch correlation, which needs the waveform x [N, samples]."""
+        each band's pitch correlation, which needs the waveform x [N, samples] or its pitch
+        spectrum p (pitch_spectrum)."""
         power = spec.real ** 2 + spec.imag ** 2
         energy = torch.einsum("bk,nkt->ntb", self.weights, power)
         log_energy = torch.log(energy + ENERGY_EPSILON)
@@ -257,9 +292,11 @@ class DRSN(nn.Module):
                 relative.append((log_energy[:, t] - mean) * self.feature_scale)
             channels.append(torch.stack(relative, dim=1))
         if self.cfg.pitch:
-            if x is None:
-                raise ValueError("a model with the pitch input needs the waveform")
-            channels.append(self.pitch_correlation(x, spec))
+            if p is None:
+                if x is None:
+                    raise ValueError("a model with the pitch input needs the waveform")
+                p = self.pitch_spectrum(x, spec)
+            channels.append(self.pitch_correlation(spec, p))
         return torch.stack(channels, dim=1)
 
     def network(self, feat, trace=None):
@@ -290,8 +327,9 @@ class DRSN(nn.Module):
 
     def forward(self, x):
         spec = self.stft(x)
-        gains, voice = self.network(self.features(spec, x))
-        return spec, spec * self.bin_gains(gains), gains, voice
+        p = self.pitch_spectrum(x, spec) if self.cfg.pitch else None
+        gains, voice = self.network(self.features(spec, x, p))
+        return spec, self.enhance(spec, gains, p), gains, voice
 
     def macs_per_frame(self):
         cfg = self.cfg
