@@ -243,7 +243,9 @@ void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
                                          : (r2 > 1.0f ? 1.0f : r2);
       r = sqrtf(r2);
     }
-    alpha[b] = r * sqrtf(px[b] / (pp[b] + DRSN_PITCH_FILTER_EPSILON));
+    /* Times the gain: where the network removes most of a band, mixing
+     * would only reshuffle the residual noise from frame to frame. */
+    alpha[b] = r * g * sqrtf(px[b] / (pp[b] + DRSN_PITCH_FILTER_EPSILON));
     mixed[b] = 0.0f;
   }
 
