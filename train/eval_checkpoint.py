@@ -29,7 +29,9 @@ from train import overlap_add  # noqa: E402
 @torch.no_grad()
 def denoise(model, x, limit_db):
     cfg = model.cfg
-    t = torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
+    # A window of zeros after the end, as the renderer feeds, so that every sample gets all
+    # its frames and a length that is no multiple of the hop is kept.
+    t = torch.from_numpy(np.concatenate([x, np.zeros(cfg.window_samples)]).astype(np.float32)).reshape(1, -1)
     spec = model.stft(t)
     p = model.pitch_spectrum(t, spec) if cfg.pitch else None
     gains, _voice = model.network(model.features(spec, t, p))
@@ -37,7 +39,8 @@ def denoise(model, x, limit_db):
     out = model.enhance(spec, gains, p)
     # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
     # squared overlap is zero at the very first sample. The left padding of stft() is dropped.
-    return overlap_add(model, out)[0, cfg.window_samples - cfg.hop_samples:].numpy()
+    start = cfg.window_samples - cfg.hop_samples
+    return overlap_add(model, out)[0, start:start + len(x)].numpy()
 
 
 def main():
