@@ -231,11 +231,12 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
                             drsn_error *err);
 void drsn_pitch_free(drsn_pitch *p);
 
-/** Period in samples of segment[max_lag + window], whose last window
- * samples are the frame (design.md, Features). RT-safe. */
+/** Returns the pitch period in samples of segment[max_lag + window], whose
+ * last window samples are the frame (design.md, Pitch correlation).
+ * RT-safe. */
 uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment);
 
-/** out[B]: each band's correlation of the frame's spectrum (bins
+/** Writes to out[B] each band's correlation of the frame's spectrum (bins
  * interleaved re, im) with the spectrum of the windowed frame one period
  * earlier. RT-safe. */
 void drsn_pitch_correlation(drsn_pitch *p, const drsn_stft *stft,
@@ -253,13 +254,11 @@ void drsn_pitch_accumulate(drsn_pitch *p, const drsn_stft *stft,
 void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
                        uint32_t channels, float *out);
 
-/** The pitch filter (design.md, Pitch filter): mixes delayed_spectrum,
- * the spectrum one period earlier, into spectrum in place, band by band.
- * The strength comes from the channel's band sums [3][B] (as accumulate
- * wrote them) and the limited gains [B]; then each band gets its energy
- * back.
- * delayed_spectrum has the bins interleaved (re, im).
- * RT-safe. */
+/** Mixes delayed_spectrum, the spectrum one period earlier (bins
+ * interleaved re, im), into spectrum in place, band by band, then gives
+ * each band about its energy back (design.md, Pitch filter). The strength
+ * comes from the channel's band sums [3][B], as accumulate wrote them, and
+ * the limited gains [B]. RT-safe. */
 void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
                        const float *sums, const float *gains,
                        const float *delayed_spectrum,

@@ -263,15 +263,10 @@ void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
     mixed[hi] += wh * e;
   }
 
-  /* Each band back to its energy before the mixing. */
+  /* Each band back to its energy before the mixing, with the norms
+   * interpolated to bins as gains are. */
   for (uint32_t b = 0; b < B; b++)
     mixed[b] = sqrtf((px[b] + DRSN_PITCH_FILTER_EPSILON) /
                      (mixed[b] + DRSN_PITCH_FILTER_EPSILON));
-  for (uint32_t k = 0; k < bands->bins; k++) {
-    const uint32_t lo = bands->lo_band[k];
-    const uint32_t hi = lo + 1 < B ? lo + 1 : lo;
-    const float n = bands->lo_weight[k] * mixed[lo] + bands->hi_weight[k] * mixed[hi];
-    spectrum[k][0] *= n;
-    spectrum[k][1] *= n;
-  }
+  drsn_bands_apply_gains(bands, mixed, spectrum);
 }

@@ -196,7 +196,11 @@ int mw_build(const mw_spec *s, const mw_faults *faults, unsigned char **data,
 
   put_bytes(&b, f->magic ? f->magic : "DRSNMODL", 8);
   const uint32_t R = s->recurrent_hidden;
-  uint32_t version = s->pitch ? 3 : R ? 2 : 1;
+  uint32_t version = 1;
+  if (R)
+    version = 2;
+  if (s->pitch)
+    version = 3;
   if (f->version)
     version = f->version;
   put_u32(&b, version);

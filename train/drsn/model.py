@@ -203,11 +203,11 @@ class DRSN(nn.Module):
                           center=False, return_complex=True)
 
     def pitch_spectrum(self, x, spec):
-        """Waveform x [N, samples] and its spectrum [N, bins, frames] -> [N, bins, frames].
+        """Return the spectrum [N, bins, frames] of each frame one pitch period earlier.
 
-        For every frame, the pitch period T is the lag from PITCH_MIN_MS to PITCH_MAX_MS whose
-        normalised correlation between the frame's samples and the samples T earlier is
-        highest. The result is the spectrum of the windowed frame T samples earlier."""
+        x is the waveform [N, samples] and spec its spectrum [N, bins, frames]. For every
+        frame, the pitch period T is the lag from PITCH_MIN_MS to PITCH_MAX_MS whose normalised
+        correlation between the frame's samples and the samples T earlier is highest."""
         cfg = self.cfg
         w, hop = cfg.window_samples, cfg.hop_samples
         lo, hi = cfg.pitch_lags()
@@ -278,7 +278,7 @@ class DRSN(nn.Module):
         """Complex spectrum [N, bins, frames] -> features [N, input_channels, frames, bands].
 
         Channel 0 is the normalised log band energy. The next, when the model has a running
-        mean, is the log band energy minus its running mean over past frames, so that it tells
+        mean, is the log band energy minus its running mean over past frames, so that it shows
         how far each band is above its recent level. The last, when the model reads pitch, is
         each band's pitch correlation, which needs the waveform x [N, samples] or its pitch
         spectrum p (pitch_spectrum)."""

@@ -15,7 +15,11 @@ GOLDEN_VERSION = 2
 def model_bytes(cfg, tensors):
     out = bytearray(MODEL_MAGIC)
     # Each file gets the oldest version that can describe it, so that older engines read it.
-    version = 3 if getattr(cfg, "pitch", False) else 2 if cfg.recurrent_hidden else 1
+    version = 1
+    if cfg.recurrent_hidden:
+        version = 2
+    if getattr(cfg, "pitch", False):
+        version = 3
     out += struct.pack("<11I", version, cfg.rate_hz, cfg.window_samples, cfg.hop_samples,
                        cfg.band_count, cfg.channels, len(cfg.dilations), cfg.kernel_time,
                        cfg.kernel_freq, cfg.attention_hidden, cfg.running_mean_ms)
