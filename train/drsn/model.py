@@ -241,19 +241,20 @@ class DRSN(nn.Module):
         pp = torch.einsum("bk,nkt->ntb", self.weights, p.real ** 2 + p.imag ** 2)
         return cross, px, pp
 
-    def pitch_correlation(self, spec, p):
+    def pitch_correlation(self, spec, p, sums=None):
         """Return each band's normalised correlation of the frame's spectrum and p, the spectrum
-        one pitch period earlier: near 1 where the band contains harmonics, near 0 for noise."""
-        cross, px, pp = self.pitch_sums(spec, p)
+        one pitch period earlier: near 1 where the band contains harmonics, near 0 for noise.
+        sums, when given, are pitch_sums(spec, p), computed once for this and the filter."""
+        cross, px, pp = self.pitch_sums(spec, p) if sums is None else sums
         return cross / torch.sqrt(px * pp + PITCH_EPSILON)
 
-    def pitch_filter(self, spec, p, gains):
+    def pitch_filter(self, spec, p, gains, sums=None):
         """Adds p, the spectrum one pitch period earlier, to each band of spec in proportion to
         how much more periodic the band is than its gain accounts for, then restores each band's
         energy. The harmonics add up and the noise between them does not, so the noise between
         harmonics falls. The strength follows the pitch filter of Valin's RNNoise (2018), times
-        the band's gain."""
-        cross, px, pp = self.pitch_sums(spec, p)
+        the band's gain. sums are as for pitch_correlation."""
+        cross, px, pp = self.pitch_sums(spec, p) if sums is None else sums
         rho = (cross / torch.sqrt(px * pp + PITCH_EPSILON)).clamp(min=0.0)
         g2 = gains ** 2
         r2 = rho ** 2 * (1.0 - g2) / (g2 * (1.0 - rho ** 2) + 1e-3)
@@ -267,21 +268,21 @@ class DRSN(nn.Module):
         norm = torch.sqrt((px + PITCH_FILTER_EPSILON) / (pm + PITCH_FILTER_EPSILON))
         return mixed * torch.einsum("bk,ntb->nkt", self.weights, norm)
 
-    def enhance(self, spec, gains, p=None):
+    def enhance(self, spec, gains, p=None, sums=None):
         """Return the output spectrum: spec times the bin gains, pitch-filtered first when p is
         given."""
         if p is not None:
-            spec = self.pitch_filter(spec, p, gains)
+            spec = self.pitch_filter(spec, p, gains, sums)
         return spec * self.bin_gains(gains)
 
-    def features(self, spec, x=None, p=None):
+    def features(self, spec, x=None, p=None, sums=None):
         """Complex spectrum [N, bins, frames] -> features [N, input_channels, frames, bands].
 
         Channel 0 is the normalised log band energy. The next, when the model has a running
         mean, is the log band energy minus its running mean over past frames, so that it shows
         how far each band is above its recent level. The last, when the model reads pitch, is
         each band's pitch correlation, which needs the waveform x [N, samples] or its pitch
-        spectrum p (pitch_spectrum)."""
+        spectrum p (pitch_spectrum), and may take its pitch_sums."""
         power = spec.real ** 2 + spec.imag ** 2
         energy = torch.einsum("bk,nkt->ntb", self.weights, power)
         log_energy = torch.log(energy + ENERGY_EPSILON)
@@ -299,7 +300,7 @@ class DRSN(nn.Module):
                 if x is None:
                     raise ValueError("a model with the pitch input needs the waveform")
                 p = self.pitch_spectrum(x, spec)
-            channels.append(self.pitch_correlation(spec, p))
+            channels.append(self.pitch_correlation(spec, p, sums))
         return torch.stack(channels, dim=1)
 
     def network(self, feat, trace=None):
@@ -330,9 +331,12 @@ class DRSN(nn.Module):
 
     def forward(self, x):
         spec = self.stft(x)
-        p = self.pitch_spectrum(x, spec) if self.cfg.pitch else None
-        gains, voice = self.network(self.features(spec, x, p))
-        return spec, self.enhance(spec, gains, p), gains, voice
+        p = sums = None
+        if self.cfg.pitch:
+            p = self.pitch_spectrum(x, spec)
+            sums = self.pitch_sums(spec, p)
+        gains, voice = self.network(self.features(spec, x, p, sums))
+        return spec, self.enhance(spec, gains, p, sums), gains, voice
 
     def macs_per_frame(self):
         cfg = self.cfg
