@@ -6,8 +6,10 @@ Usage: /usr/bin/python3 train/ideal_gains.py [--data DIR] [--limit-db DB] [--fin
 The gains come from the clean speech and the noise of each pair (an oracle no causal model
 has): sqrt(S / (S + N)) of their energies, clamped to the reduction limit, on the default
 model's STFT. Three resolutions: the 32 bands of the models, interpolated to bins as the engine
-does; every bin below --fine-hz with the bands above; every bin. Prints the mean SI-SDR and
-ESTOI improvement of each over the noisy input.
+does; every bin below --fine-hz with the bands above; every bin. A fourth row has the band
+gains that bring each band closest to the clean spectrum in the least-squares sense,
+Re(sum w X conj(S)) / sum w |X|^2 over the band's weights w, clamped the same way. Prints the
+mean SI-SDR and ESTOI improvement of each over the noisy input.
 """
 
 import argparse
@@ -48,7 +50,7 @@ def main():
 
     eval_dir = os.path.join(args.data, "eval")
     rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
-    names = ["bands", f"bins below {args.fine_hz:.0f} Hz, bands above", "bins"]
+    names = ["bands", f"bins below {args.fine_hz:.0f} Hz, bands above", "bins", "bands, least squares"]
     scores = {name: [] for name in names}
     for row in rows:
         clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float32")
@@ -60,7 +62,9 @@ def main():
         band = weights.T @ torch.sqrt(band_speech / (band_speech + band_noise + 1e-20)).clamp(floor, 1.0)
         per_bin = torch.sqrt(speech / (speech + noise + 1e-20)).clamp(floor, 1.0)
         mixed = torch.cat([per_bin[:fine_bins], band[fine_bins:]])
-        for name, gain in zip(names, (band, mixed, per_bin)):
+        cross = weights @ (noisy_spec * clean_spec.conj()).real
+        closest = weights.T @ (cross / (weights @ noisy_spec.abs() ** 2 + 1e-20)).clamp(floor, 1.0)
+        for name, gain in zip(names, (band, mixed, per_bin, closest)):
             out = resynthesise(model, (noisy_spec * gain).to(torch.complex64))[: len(noisy)]
             scores[name].append((metrics.si_sdr(clean, out) - metrics.si_sdr(clean, noisy),
                                  metrics.estoi(clean, out, rate) - metrics.estoi(clean, noisy, rate)))

@@ -256,6 +256,10 @@ def main():
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--pooled-state", action="store_true",
                     help="ablation: threshold attention also reads a running mean of past frames")
+    ap.add_argument("--snr-range", default="-5,25", metavar="LOW,HIGH",
+                    help="SNR range in dB of the training mixtures, drawn uniformly. Validation keeps "
+                         "-5 to 25 dB so that runs compare. Write it as --snr-range=-5,15 "
+                         "(default -5,25)")
     ap.add_argument("--clean-share", type=float, default=0.05,
                     help="share of training examples that are clean speech with no noise")
     ap.add_argument("--seed", type=int, default=1)
@@ -277,7 +281,15 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if not 0.0 <= args.clean_share <= 0.95:
         sys.exit(f"train.py: invalid --clean-share {args.clean_share}: use a value from 0 to 0.95")
-    train_mix = Mixer(corpus, "train", seconds=args.seconds, clean_share=args.clean_share)
+    try:
+        snr_range = tuple(float(v) for v in args.snr_range.split(","))
+    except ValueError:
+        snr_range = ()
+    if len(snr_range) != 2 or not snr_range[0] <= snr_range[1]:
+        sys.exit(f"train.py: invalid --snr-range {args.snr_range}: expected LOW,HIGH in dB, "
+                 "for example --snr-range=-5,15")
+    train_mix = Mixer(corpus, "train", seconds=args.seconds, snr_range=snr_range,
+                      clean_share=args.clean_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
 
