@@ -243,9 +243,9 @@ void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
                                          : (r2 > 1.0f ? 1.0f : r2);
       r = sqrtf(r2);
     }
-    /* Times g (1 - g^2): where the network removes most of a band, mixing
-     * would only reshuffle the residual noise from frame to frame, and where
-     * it keeps nearly all of it, there is little noise to take out. */
+    /* Times g (1 - g^2). Where the network removes most of a band, mixing
+     * would only reshuffle the residual noise from frame to frame. Where it
+     * keeps nearly all of the band, there is little noise to take out. */
     alpha[b] = r * g * (1.0f - g2) *
                sqrtf(px[b] / (pp[b] + DRSN_PITCH_FILTER_EPSILON));
     mixed[b] = 0.0f;
