@@ -243,6 +243,22 @@ static void test_filter(void **state)
   }
   assert_true(change < 1e-10 * energy); /* 100 dB down */
 
+  /* Bands the network keeps nearly whole stay nearly unchanged, even where
+   * they are more periodic than their gain, because the strength has a
+   * factor 1 - g^2. */
+  for (uint32_t b = 0; b < B; b++)
+    gains[b] = 0.99f;
+  memcpy(y, x, bins * sizeof(fftwf_complex));
+  drsn_pitch_filter(&a.pitch, &a.bands, sums, gains, (const float *)d, y);
+  change = 0.0;
+  for (uint32_t k = 0; k < bins; k++) {
+    const double dr = y[k][0] - x[k][0], di = y[k][1] - x[k][1];
+    change += dr * dr + di * di;
+  }
+  print_message("change at gain 0.99: %.1f dB\n",
+                10.0 * log10(change / energy + 1e-30));
+  assert_true(change < 3e-5 * energy); /* 45 dB down: 61 here, 32 without 1 - g^2 */
+
   for (uint32_t b = 0; b < B; b++)
     gains[b] = 0.3f;
   memcpy(y, x, bins * sizeof(fftwf_complex));
