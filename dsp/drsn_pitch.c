@@ -24,6 +24,13 @@
 #define DRSN_PITCH_FILTER_FLOOR 1e-12f
 #define DRSN_PITCH_FILTER_EPSILON 1e-8f
 
+/* Returns a band's normalised correlation from its sums of Re(X conj P),
+ * |X|^2 and |P|^2. */
+static inline float band_correlation(float cross, float px, float pp)
+{
+  return cross / sqrtf(px * pp + (float)DRSN_PITCH_EPSILON);
+}
+
 drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
                             double sample_rate_hz, const drsn_stft *stft,
                             drsn_error *err)
@@ -205,7 +212,7 @@ void drsn_pitch_finish(const drsn_pitch *p, uint32_t band_count,
   const float scale = 1.0f / (float)channels;
   for (uint32_t b = 0; b < B; b++) {
     const float c = cross[b] * scale, x = px[b] * scale, d = pp[b] * scale;
-    out[b] = c / sqrtf(x * d + (float)DRSN_PITCH_EPSILON);
+    out[b] = band_correlation(c, x, d);
   }
 }
 
@@ -231,7 +238,7 @@ void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
   /* Strength per band: full where the band is more periodic than its gain
    * allows for, else rho^2 (1 - g^2) / (g^2 (1 - rho^2)), capped at 1. */
   for (uint32_t b = 0; b < B; b++) {
-    float rho = cross[b] / sqrtf(px[b] * pp[b] + (float)DRSN_PITCH_EPSILON);
+    float rho = band_correlation(cross[b], px[b], pp[b]);
     rho = rho > 0.0f ? rho : 0.0f;
     const float g = gains[b], g2 = g * g;
     float r;
@@ -243,9 +250,10 @@ void drsn_pitch_filter(const drsn_pitch *p, const drsn_bands *bands,
                                          : (r2 > 1.0f ? 1.0f : r2);
       r = sqrtf(r2);
     }
-    /* Times g (1 - g^2). Where the network removes most of a band, mixing
-     * would only reshuffle the residual noise from frame to frame. Where it
-     * keeps nearly all of the band, there is little noise to take out. */
+    /* The strength is scaled by g (1 - g^2). Where the network removes most
+     * of a band, mixing would only reshuffle the residual noise from frame
+     * to frame. Where it keeps nearly all of the band, there is little noise
+     * to take out. */
     alpha[b] = r * g * (1.0f - g2) *
                sqrtf(px[b] / (pp[b] + DRSN_PITCH_FILTER_EPSILON));
     mixed[b] = 0.0f;

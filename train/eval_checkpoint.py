@@ -33,10 +33,13 @@ def denoise(model, x, limit_db):
     # its frames and a length that is no multiple of the hop is kept.
     t = torch.from_numpy(np.concatenate([x, np.zeros(cfg.window_samples)]).astype(np.float32)).reshape(1, -1)
     spec = model.stft(t)
-    p = model.pitch_spectrum(t, spec) if cfg.pitch else None
-    gains, _voice = model.network(model.features(spec, t, p))
+    p = sums = None
+    if cfg.pitch:
+        p = model.pitch_spectrum(t, spec)
+        sums = model.pitch_sums(spec, p)
+    gains, _voice = model.network(model.features(spec, t, p, sums))
     gains = gains.clamp(min=10 ** (-limit_db / 20))
-    out = model.enhance(spec, gains, p)
+    out = model.enhance(spec, gains, p, sums)
     # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
     # squared overlap is zero at the very first sample. The left padding of stft() is dropped.
     start = cfg.window_samples - cfg.hop_samples

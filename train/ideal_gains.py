@@ -63,8 +63,8 @@ def main():
         per_bin = torch.sqrt(speech / (speech + noise + 1e-20)).clamp(floor, 1.0)
         mixed = torch.cat([per_bin[:fine_bins], band[fine_bins:]])
         cross = weights @ (noisy_spec * clean_spec.conj()).real
-        closest = weights.T @ (cross / (weights @ noisy_spec.abs() ** 2 + 1e-20)).clamp(floor, 1.0)
-        for name, gain in zip(names, (band, mixed, per_bin, closest)):
+        least_squares = weights.T @ (cross / (weights @ noisy_spec.abs() ** 2 + 1e-20)).clamp(floor, 1.0)
+        for name, gain in zip(names, (band, mixed, per_bin, least_squares)):
             out = resynthesise(model, (noisy_spec * gain).to(torch.complex64))[: len(noisy)]
             scores[name].append((metrics.si_sdr(clean, out) - metrics.si_sdr(clean, noisy),
                                  metrics.estoi(clean, out, rate) - metrics.estoi(clean, noisy, rate)))

@@ -249,20 +249,21 @@ class DRSN(nn.Module):
         return cross / torch.sqrt(px * pp + PITCH_EPSILON)
 
     def pitch_filter(self, spec, p, gains, sums=None):
-        """Adds p, the spectrum one pitch period earlier, to each band of spec in proportion to
-        how much more periodic the band is than its gain accounts for, then restores each band's
+        """Add p, the spectrum one pitch period earlier, to each band of spec in proportion to
+        how much more periodic the band is than its gain accounts for, then restore each band's
         energy. The harmonics add up and the noise between them does not, so the noise between
         harmonics falls. The strength follows the pitch filter of Valin's RNNoise (2018), times
         the band's gain g times 1 - g^2. Pass sums as for pitch_correlation."""
-        cross, px, pp = self.pitch_sums(spec, p) if sums is None else sums
-        rho = (cross / torch.sqrt(px * pp + PITCH_EPSILON)).clamp(min=0.0)
+        sums = self.pitch_sums(spec, p) if sums is None else sums
+        _cross, px, pp = sums
+        rho = self.pitch_correlation(spec, p, sums).clamp(min=0.0)
         g2 = gains ** 2
         r2 = rho ** 2 * (1.0 - g2) / (g2 * (1.0 - rho ** 2) + 1e-3)
         r = torch.where(rho > gains, torch.ones_like(rho),
                         torch.sqrt(r2.clamp(min=PITCH_FILTER_FLOOR, max=1.0)))
-        # Scaled by g (1 - g^2). Where the network removes most of a band, mixing would only
-        # reshuffle the residual noise from frame to frame (musical noise). Where it keeps
-        # nearly all of the band, there is little noise to take out.
+        # The strength is scaled by g (1 - g^2). Where the network removes most of a band,
+        # mixing would only reshuffle the residual noise from frame to frame (musical noise).
+        # Where it keeps nearly all of the band, there is little noise to take out.
         alpha = r * gains * (1.0 - g2) * torch.sqrt(px / (pp + PITCH_FILTER_EPSILON))
         mixed = spec + torch.einsum("bk,ntb->nkt", self.weights, alpha) * p
         pm = torch.einsum("bk,nkt->ntb", self.weights, mixed.real ** 2 + mixed.imag ** 2)
