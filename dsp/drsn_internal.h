@@ -212,6 +212,13 @@ typedef struct {
   uint32_t min_lag; /**< shortest period in samples (2.5 ms) */
   uint32_t max_lag; /**< longest period in samples (16 ms); the channel
                          keeps this many samples before its window */
+  /* Above 72 kHz the search runs on the segment decimated by factor to
+   * about 48 kHz, and the period is refined at the host rate. */
+  uint32_t factor;        /**< decimation, 1 up to 72 kHz */
+  uint32_t search_window; /**< window / factor */
+  uint32_t search_min;    /**< ceil(min_lag / factor) */
+  uint32_t search_max;    /**< max_lag / factor */
+  float *decimated;       /**< [search_max + search_window] */
   uint32_t size;    /**< FFT size of the search, a power of two */
   float *buffer;    /**< [size] transform input (fftwf_malloc) */
   float *corr;      /**< [size] correlation by offset (fftwf_malloc) */
@@ -232,8 +239,8 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
 void drsn_pitch_free(drsn_pitch *p);
 
 /** Returns the pitch period in samples of segment[max_lag + window], whose
- * last window samples are the frame (design.md, Pitch correlation).
- * RT-safe. */
+ * last window samples are the frame (design.md, Pitch correlation). Above
+ * 72 kHz the search is decimated, then refined to the sample. RT-safe. */
 uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment);
 
 /** Writes to out[B] each band's correlation of the frame's spectrum (bins

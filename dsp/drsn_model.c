@@ -1,6 +1,7 @@
 /*
- * drsn_model.c: model file loader (format versions 1 and 2, see
- * docs/design.md; version 2 adds the recurrent layer's width).
+ * drsn_model.c: model file loader (format versions 1 to 3, see
+ * docs/design.md; version 2 adds the recurrent layer's width, version 3
+ * the pitch flag).
  *
  * Loading runs in two passes over the bytes. The first walks the structure
  * (header, then every tensor's name, shape and extent) so that a short file
@@ -12,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,10 +412,14 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
       FAIL(DRSN_ERR_MODEL_TRUNCATED,
            "model '%.200s': data ends at byte %zu, inside the dilations",
            name, size);
+    /* The fields before the dilations depend on the version, so a wrong
+     * format_version shows first here or in the band centres: the
+     * messages name the version the header was read as. */
     if (d < 1 || d > DRSN_MODEL_MAX_DILATION)
       FAIL(DRSN_ERR_MODEL_HEADER,
-           "model '%.200s': dilation %u of block %u is outside 1..%u", name,
-           d, i, DRSN_MODEL_MAX_DILATION);
+           "model '%.200s': dilation %u of block %u is outside 1..%u (read "
+           "as format version %u)",
+           name, d, i, DRSN_MODEL_MAX_DILATION, version);
     m->blocks[i].dilation = d;
   }
 
@@ -440,6 +446,13 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
            name, size);
     float c;
     memcpy(&c, &bits, sizeof c);
+    /* A small integer field read as a float is a subnormal number. */
+    if (c > 0.0f && c < FLT_MIN)
+      FAIL(DRSN_ERR_MODEL_HEADER,
+           "model '%.200s': band centre %u has the bits of the integer %u, "
+           "not a frequency: the header does not have the fields of format "
+           "version %u, or is damaged",
+           name, b, bits, version);
     if (!isfinite(c) || c < 0.0f)
       FAIL(DRSN_ERR_MODEL_HEADER,
            "model '%.200s': band centre %u is %g Hz, expected a finite "

@@ -6,6 +6,7 @@
 #include "drsn_internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,9 @@
  * divides by. */
 #define DRSN_PITCH_FILTER_FLOOR 1e-12f
 #define DRSN_PITCH_FILTER_EPSILON 1e-8f
+/* Above 1.5 times this rate the search runs on a decimated copy of the
+ * segment. */
+#define DRSN_PITCH_SEARCH_RATE 48000.0
 
 /* Returns a band's normalised correlation from its sums of Re(X conj P),
  * |X|^2 and |P|^2. */
@@ -45,13 +49,32 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
     p->min_lag = 1;
   if (p->max_lag <= p->min_lag)
     p->max_lag = p->min_lag + 1;
-  /* Smallest power of two that contains the segment: the correlation at lags
-   * 0 .. max_lag then has no circular wrap. */
+  /* The decimated search range holds the host-rate one: factor *
+   * search_min >= min_lag, factor * search_max <= max_lag. At 72 kHz and
+   * above, max_lag / factor is several hundred, far above search_min. */
+  p->factor = 1;
+  if (sample_rate_hz > 1.5 * DRSN_PITCH_SEARCH_RATE)
+    p->factor = (uint32_t)lround(sample_rate_hz / DRSN_PITCH_SEARCH_RATE);
+  const uint32_t f = p->factor;
+  p->search_window = p->window / f;
+  p->search_min = (p->min_lag + f - 1) / f;
+  p->search_max = p->max_lag / f;
+  /* Smallest power of two that contains the searched segment: the
+   * correlation at lags 0 .. search_max then has no circular wrap. */
+  const uint32_t span = p->search_max + p->search_window;
   p->size = 1;
-  while (p->size < p->max_lag + p->window)
+  while (p->size < span)
     p->size <<= 1;
 
   const uint32_t half = p->size / 2 + 1, B = model->band_count;
+  if (f > 1) {
+    p->decimated = malloc(span * sizeof(float));
+    if (!p->decimated) {
+      drsn_pitch_free(p);
+      return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
+                            "engine: out of memory for the pitch search");
+    }
+  }
   p->buffer = fftwf_malloc(p->size * sizeof(float));
   p->corr = fftwf_malloc(p->size * sizeof(float));
   p->segment_spectrum = fftwf_malloc(half * sizeof(fftwf_complex));
@@ -98,14 +121,17 @@ void drsn_pitch_free(drsn_pitch *p)
   fftwf_free(p->frame_spectrum);
   fftwf_free(p->delayed);
   fftwf_free(p->delayed_spectrum);
+  free(p->decimated);
   free(p->sums);
   free(p->scratch);
   memset(p, 0, sizeof *p);
 }
 
-uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
+/* Returns the period in samples of segment[hi + W], whose last W samples are
+ * the frame, searched over lags lo .. hi. */
+static uint32_t search(drsn_pitch *p, const float *segment, uint32_t W,
+                       uint32_t lo, uint32_t hi)
 {
-  const uint32_t W = p->window, lo = p->min_lag, hi = p->max_lag;
   const uint32_t n = p->size, half = n / 2 + 1;
 
   /* Spectra of the frame and of the whole segment, both zero-padded. */
@@ -154,6 +180,96 @@ uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
     }
   }
   return hi - best_m;
+}
+
+/* Fills p->decimated with the means of factor consecutive samples of the
+ * segment, the last mean ending on its last sample. A mean is a crude
+ * low-pass filter, but the search only has to land within factor - 1
+ * samples of the period; refine() does the rest at the host rate. */
+static void decimate(drsn_pitch *p, const float *segment)
+{
+  const uint32_t f = p->factor;
+  const uint32_t count = p->search_max + p->search_window;
+  const uint32_t last = p->max_lag + p->window - 1;
+  const float scale = 1.0f / (float)f;
+  for (uint32_t j = 0; j < count; j++) {
+    /* The first mean starts at sample 0 or later: count * f <= max_lag +
+     * window. */
+    const float *x = segment + last + 1 - (count - j) * f;
+    float sum = 0.0f;
+    for (uint32_t t = 0; t < f; t++)
+      sum += x[t];
+    p->decimated[j] = sum * scale;
+  }
+}
+
+/* Lags that refine() correlates in one pass over the frame. */
+#define DRSN_PITCH_REFINE_GROUP 8
+
+/* Returns the best host-rate lag within factor - 1 samples of factor *
+ * coarse, scored as search() scores, the shortest on a tie. */
+static uint32_t refine(const drsn_pitch *p, const float *segment,
+                       uint32_t coarse)
+{
+  enum { G = DRSN_PITCH_REFINE_GROUP };
+  const uint32_t W = p->window, lo = p->min_lag, hi = p->max_lag;
+  const uint32_t f = p->factor, centre = coarse * f;
+  const uint32_t first = centre >= lo + (f - 1) ? centre - (f - 1) : lo;
+  const uint32_t last = centre + (f - 1) <= hi ? centre + (f - 1) : hi;
+  const float *frame = segment + hi;
+  double frame_energy = 0.0;
+  for (uint32_t i = 0; i < W; i++)
+    frame_energy += (double)frame[i] * frame[i];
+
+  uint32_t best_lag = first;
+  double best = -INFINITY;
+  for (uint32_t group = first; group <= last; group += G) {
+    /* Always G lags, so that the inner loop has a fixed length. Near
+     * max_lag the group starts earlier and scores only its new lags. With
+     * a factor of 4 or less, one group covers all the candidates. */
+    const uint32_t start = group + (G - 1) <= hi ? group : hi - (G - 1);
+    float cross[G] = {0};
+    for (uint32_t i = 0; i < W; i++) {
+      const float v = frame[i];
+      const float *x = frame + i - start;
+      for (uint32_t l = 0; l < G; l++)
+        cross[l] += v * x[-(ptrdiff_t)l];
+    }
+    /* The window's energy at the first lag, then one sample back a lag. */
+    const float *window = frame - start;
+    double energy = 0.0;
+    for (uint32_t i = 0; i < W; i++)
+      energy += (double)window[i] * window[i];
+    for (uint32_t l = 0; l < G; l++) {
+      const uint32_t lag = start + l;
+      if (l > 0) {
+        const float in = frame[-(ptrdiff_t)lag];
+        const float out = frame[(ptrdiff_t)W - (ptrdiff_t)lag];
+        energy += (double)in * in - (double)out * out;
+      }
+      if (lag < group || lag > last)
+        continue;
+      double score = 0.0;
+      if (energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy)
+        score = cross[l] / sqrt(frame_energy * energy + DRSN_PITCH_EPSILON);
+      score -= DRSN_PITCH_LAG_PENALTY * (double)(lag - lo) / (double)(hi - lo);
+      if (score > best) {
+        best = score;
+        best_lag = lag;
+      }
+    }
+  }
+  return best_lag;
+}
+
+uint32_t drsn_pitch_period(drsn_pitch *p, const float *segment)
+{
+  if (p->factor == 1)
+    return search(p, segment, p->window, p->min_lag, p->max_lag);
+  decimate(p, segment);
+  const uint32_t coarse = search(p, p->decimated, p->search_window,
+                                 p->search_min, p->search_max);
+  return refine(p, segment, coarse);
 }
 
 void drsn_pitch_clear(drsn_pitch *p, uint32_t band_count)

@@ -21,6 +21,13 @@
 
 static uint32_t rng_state = 777;
 
+/* Each test starts the generator afresh, so that its draws do not depend on
+ * the tests before it. */
+static void seed(uint32_t value)
+{
+  rng_state = value;
+}
+
 static float rand_signed(void)
 {
   rng_state ^= rng_state << 13;
@@ -85,11 +92,12 @@ static float *harmonic_segment(uint32_t n, double rate, double f0,
   return x;
 }
 
-/* The period is found to within a sample at every common rate (or twice
- * the period below 16 kHz). */
+/* The period is found to within a sample, or 0.1 % of it, at every common
+ * rate (or twice the period below 16 kHz). */
 static void test_period(void **state)
 {
   (void)state;
+  seed(777);
   drsn_model *m = pitch_model();
   static const double rates[] = {8000,  11025, 16000, 22050, 32000,
                                  44100, 48000, 88200, 96000, 192000};
@@ -100,7 +108,11 @@ static void test_period(void **state)
     assert_int_equal(a.pitch.min_lag, lround(2.5e-3 * rates[r]));
     assert_int_equal(a.pitch.max_lag, lround(16e-3 * rates[r]));
     const uint32_t n = a.pitch.max_lag + a.pitch.window;
-    assert_true(a.pitch.size >= n && a.pitch.size < 2 * n);
+    /* Above 72 kHz the search runs at about 48 kHz. */
+    const uint32_t f = a.pitch.factor;
+    assert_int_equal(f, rates[r] > 72000 ? lround(rates[r] / 48000) : 1);
+    const uint32_t span = a.pitch.max_lag / f + a.pitch.window / f;
+    assert_true(a.pitch.size >= span && a.pitch.size < 2 * span);
     for (size_t p = 0; p < sizeof pitches / sizeof pitches[0]; p++) {
       float *x = harmonic_segment(n, rates[r], pitches[p], 0.01f);
       /* A lag of two periods also aligns the harmonics; at low rates it
@@ -108,7 +120,10 @@ static void test_period(void **state)
       const double period = rates[r] / pitches[p];
       const uint32_t lag = drsn_pitch_period(&a.pitch, x);
       const double periods = round(lag / period);
-      const int ok = fabs(lag - periods * period) <= 1.0 &&
+      /* At high rates the correlation peak is broad, and noise moves its
+       * top by a sample or two: 0.1 % of the period is allowed there. */
+      const double tolerance = fmax(1.0, 1e-3 * periods * period);
+      const int ok = fabs(lag - periods * period) <= tolerance &&
                      (periods == 1.0 || (periods == 2.0 && rates[r] < 16000));
       if (!ok)
         print_error("%g Hz at %g Hz: lag %u, period %.2f\n", pitches[p],
@@ -121,11 +136,104 @@ static void test_period(void **state)
   drsn_model_free(m);
 }
 
+/* Score of the lag as the host-rate search scores it (design.md, Pitch
+ * correlation), computed directly in double. */
+static double lag_score(const drsn_pitch *p, const float *segment,
+                        uint32_t lag)
+{
+  const float *frame = segment + p->max_lag, *delayed = frame - lag;
+  double c = 0.0, f = 0.0, d = 0.0;
+  for (uint32_t i = 0; i < p->window; i++) {
+    c += (double)frame[i] * delayed[i];
+    f += (double)frame[i] * frame[i];
+    d += (double)delayed[i] * delayed[i];
+  }
+  double score = d > 1e-6 * f ? c / sqrt(f * d + 1e-9) : 0.0;
+  return score - 0.1 * (double)(lag - p->min_lag) /
+                     (double)(p->max_lag - p->min_lag);
+}
+
+/* Above 72 kHz the search runs on a decimated segment and refines the lag
+ * at the host rate. In voiced frames, from -5 to 20 dB SNR, its lag must
+ * score almost as well as the best lag that a search of every host-rate lag
+ * finds, and be that lag in most frames. */
+static void test_decimated_search(void **state)
+{
+  (void)state;
+  seed(777);
+  drsn_model *m = pitch_model();
+  static const double rates[] = {88200, 96000, 176400, 192000};
+  for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+    const double rate = rates[r];
+    analysis a;
+    analysis_init(&a, m, rate);
+    assert_true(a.pitch.factor > 1);
+    const uint32_t n = a.pitch.max_lag + a.pitch.window;
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    const int frames = 40;
+    int same = 0, voiced = 0;
+    double worst = 0.0, mean = 0.0;
+    for (int t = 0; t < frames; t++) {
+      /* A voice from 70 to 400 Hz gliding by up to 3 %, with harmonics
+       * falling at 6 dB per octave up to 5 kHz, in white noise at -5 to
+       * 20 dB SNR; every fourth frame is noise alone. */
+      const double f0 = 70.0 * pow(400.0 / 70.0, 0.5 + 0.5 * rand_signed());
+      const double glide = 0.03 * rand_signed();
+      const float snr_db = 7.5f + 12.5f * rand_signed();
+      const float noise = t % 4 == 3 ? 0.1f : 0.1f * powf(10.0f, -snr_db / 20.0f);
+      const float voice = t % 4 == 3 ? 0.0f : 0.1f;
+      double phase = 0.0;
+      for (uint32_t i = 0; i < n; i++) {
+        const double f = f0 * (1.0 + glide * i / n);
+        phase += 2.0 * PI * f / rate;
+        double v = 0.0;
+        for (int k = 1; k * f < 5000.0; k++)
+          v += sin(k * phase + 0.7 * k) / k;
+        x[i] = voice * (float)v + noise * rand_signed();
+      }
+      const uint32_t lag = drsn_pitch_period(&a.pitch, x);
+      assert_true(lag >= a.pitch.min_lag && lag <= a.pitch.max_lag);
+      uint32_t best_lag = a.pitch.min_lag;
+      double best = -INFINITY;
+      for (uint32_t l = a.pitch.min_lag; l <= a.pitch.max_lag; l++) {
+        const double score = lag_score(&a.pitch, x, l);
+        if (score > best) {
+          best = score;
+          best_lag = l;
+        }
+      }
+      /* In noise alone every lag scores about 0, and which one wins does
+       * not matter. */
+      if (voice == 0.0f)
+        continue;
+      const double gap = best - lag_score(&a.pitch, x, lag);
+      worst = gap > worst ? gap : worst;
+      mean += gap;
+      voiced++;
+      same += lag == best_lag;
+    }
+    mean /= voiced;
+    print_message("%g Hz: the best lag in %d of %d voiced frames, score gap "
+                  "mean %.4f, worst %.4f\n", rate, same, voiced, mean, worst);
+    /* Over 250 seeds of the generator and these four rates the worst
+     * frame's gap reached 0.031 and the mean 0.0021; the lag was the best
+     * one in 19 of 30 frames or more. */
+    assert_true(worst < 0.05);
+    assert_true(mean < 0.004);
+    assert_true(same >= voiced / 2);
+    free(x);
+    analysis_free(&a);
+  }
+  drsn_model_free(m);
+}
+
 /* A loud voice that starts after digital silence: lags whose window lies in
  * the silence must not win through FFT rounding noise over zero energy. */
 static void test_onset_after_silence(void **state)
 {
   (void)state;
+  seed(777);
   drsn_model *m = pitch_model();
   static const double rates[] = {48000, 192000};
   for (size_t r = 0; r < 2; r++) {
@@ -154,6 +262,7 @@ static void test_onset_after_silence(void **state)
 static void test_band_values(void **state)
 {
   (void)state;
+  seed(777);
   drsn_model *m = pitch_model();
   analysis a;
   analysis_init(&a, m, 48000.0);
@@ -225,6 +334,7 @@ static double difference_energy(const float *x, const float *y,
 static void test_filter(void **state)
 {
   (void)state;
+  seed(777);
   drsn_model *m = pitch_model();
   analysis a;
   analysis_init(&a, m, 48000.0);
@@ -281,15 +391,37 @@ static void test_filter(void **state)
   print_message("worst band energy change %.3f dB\n", worst);
   assert_true(worst < 1.0f);
 
-  /* Between the harmonics the noise falls: the bins halfway between the
-   * 4th and 5th harmonic (675 Hz) lose energy against those at 600 Hz. */
-  const uint32_t harmonic = (uint32_t)lround(600.0 / (48000.0 / a.stft.window));
-  const uint32_t between = (uint32_t)lround(675.0 / (48000.0 / a.stft.window));
-  const float hx = x[harmonic][0] * x[harmonic][0] + x[harmonic][1] * x[harmonic][1];
-  const float hy = y[harmonic][0] * y[harmonic][0] + y[harmonic][1] * y[harmonic][1];
-  const float bx = x[between][0] * x[between][0] + x[between][1] * x[between][1];
-  const float by = y[between][0] * y[between][0] + y[between][1] * y[between][1];
-  assert_true(by / hy < bx / hx);
+  /* Between resolved harmonics the noise falls against the harmonics. At
+   * 400 Hz the harmonics lie 8 bins apart. The three bins midway between
+   * each pair, from the 2nd to the 9th, lose 3 dB on average, and at least
+   * 2 dB in 200 noise draws. At 150 Hz the harmonics lie 3 bins apart, so
+   * the window's leakage from them fills the bins between, and those
+   * change with the harmonics. */
+  float *voiced = harmonic_segment(n, 48000.0, 400.0, 0.05f);
+  drsn_stft_analyse(&a.stft, voiced + a.pitch.max_lag, x);
+  drsn_pitch_clear(&a.pitch, B);
+  drsn_pitch_accumulate(&a.pitch, &a.stft, &a.bands, voiced, (const float *)x,
+                        d, sums);
+  memcpy(y, x, bins * sizeof(fftwf_complex));
+  drsn_pitch_filter(&a.pitch, &a.bands, sums, gains, (const float *)d, y);
+  const uint32_t step = (uint32_t)lround(400.0 / (48000.0 / a.stft.window));
+  double hx = 0.0, hy = 0.0, bx = 0.0, by = 0.0;
+  for (uint32_t k = 2 * step; k < 10 * step; k++) {
+    const double ex = (double)x[k][0] * x[k][0] + (double)x[k][1] * x[k][1];
+    const double ey = (double)y[k][0] * y[k][0] + (double)y[k][1] * y[k][1];
+    const uint32_t offset = k % step;
+    if (offset == 0) {
+      hx += ex;
+      hy += ey;
+    } else if (offset + 1 >= step / 2 && offset <= step / 2 + 1) {
+      bx += ex;
+      by += ey;
+    }
+  }
+  const double between = 10.0 * log10((by / hy) / (bx / hx));
+  print_message("noise between harmonics: %.2f dB\n", between);
+  assert_true(between < -1.0);
+  free(voiced);
 
   free(seg);
   fftwf_free(x);
@@ -304,6 +436,7 @@ static void test_filter(void **state)
 static void test_engine_channels(void **state)
 {
   (void)state;
+  seed(777);
   drsn_model *m = pitch_model();
   const uint32_t B = m->band_count, I = m->input_channels;
   drsn_engine *mono = NULL, *stereo = NULL;
@@ -338,10 +471,13 @@ static void test_engine_channels(void **state)
   drsn_engine_set_linked(stereo, 0);
   const float *in_split[2] = {x, noise};
   drsn_engine_process(stereo, in_split, out, n);
+  /* Bands 14 to 20 (1.5 to 3.9 kHz) hold 10 to 20 bins each. That is
+   * enough for noise to score near 0: about 0.2 on average, against about
+   * 0.4 in the narrower bands below. */
   float left = 0.0f, right = 0.0f;
-  for (uint32_t b = 2; b < 12; b++) {
-    left += drsn_engine_features(stereo, 0)[(I - 1) * B + b] / 10.0f;
-    right += fabsf(drsn_engine_features(stereo, 1)[(I - 1) * B + b]) / 10.0f;
+  for (uint32_t b = 14; b <= 20; b++) {
+    left += drsn_engine_features(stereo, 0)[(I - 1) * B + b] / 7.0f;
+    right += fabsf(drsn_engine_features(stereo, 1)[(I - 1) * B + b]) / 7.0f;
   }
   assert_true(left > 0.8f);
   assert_true(right < 0.5f);
@@ -371,6 +507,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_period),
+      cmocka_unit_test(test_decimated_search),
       cmocka_unit_test(test_onset_after_silence),
       cmocka_unit_test(test_band_values),
       cmocka_unit_test(test_filter),
