@@ -258,12 +258,25 @@ void drsn_model_free(drsn_model *model)
            m->field, (unsigned)(lo), (unsigned)(hi));                         \
   } while (0)
 
+/* The message of a file too short for what follows; the reader stops 4
+ * bytes before the end, where the CRC starts. */
+#define FAIL_SHORT(what)                                                      \
+  FAIL(DRSN_ERR_MODEL_TRUNCATED,                                              \
+       "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) "    \
+       "ends before " what " is complete",                                    \
+       name, size)
+
+/* The same for a part of one tensor, named by a format with one value. */
+#define FAIL_SHORT_TENSOR(what, value)                                        \
+  FAIL(DRSN_ERR_MODEL_TRUNCATED,                                              \
+       "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) "    \
+       "ends before " what " is complete",                                    \
+       name, size, value)
+
 #define READ_FIELD(field)                                                     \
   do {                                                                        \
     if (!reader_u32(&r, &m->field))                                           \
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,                                          \
-           "model '%.200s': data ends at byte %zu, inside the header field "  \
-           #field, name, size);                                               \
+      FAIL_SHORT("the header field " #field);                                 \
   } while (0)
 
 drsn_status drsn_model_load_memory(const void *data, size_t size,
@@ -311,9 +324,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
               MODEL_MAGIC_BYTES};
   uint32_t version;
   if (!reader_u32(&r, &version))
-    FAIL(DRSN_ERR_MODEL_TRUNCATED,
-         "model '%.200s': data ends at byte %zu, inside the format version",
-         name, size);
+    FAIL_SHORT("the format version");
   if (version < 1 || version > MODEL_VERSION)
     FAIL(DRSN_ERR_MODEL_VERSION,
          "model '%.200s': format version %u, expected 1..%u", name, version,
@@ -409,9 +420,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   for (uint32_t i = 0; i < m->block_count; i++) {
     uint32_t d;
     if (!reader_u32(&r, &d))
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside the dilations",
-           name, size);
+      FAIL_SHORT("the dilations");
     /* The fields before the dilations depend on the version, so a wrong
      * format_version shows first here or in the band centres: the
      * messages name the version the header was read as. */
@@ -441,17 +450,15 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   for (uint32_t b = 0; b < m->band_count; b++) {
     uint32_t bits;
     if (!reader_u32(&r, &bits))
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside the band centres",
-           name, size);
+      FAIL_SHORT("the band centres");
     float c;
     memcpy(&c, &bits, sizeof c);
     /* A small integer field read as a float is a subnormal number. */
     if (c > 0.0f && c < FLT_MIN)
       FAIL(DRSN_ERR_MODEL_HEADER,
            "model '%.200s': band centre %u has the bits of the integer %u, "
-           "not a frequency: the header does not have the fields of format "
-           "version %u, or is damaged",
+           "not a frequency: a header field before it is wrong, such as "
+           "band_count, block_count or format_version (read as %u)",
            name, b, bits, version);
     if (!isfinite(c) || c < 0.0f)
       FAIL(DRSN_ERR_MODEL_HEADER,
@@ -469,9 +476,7 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   /* Pass 1: walk the tensor records. */
   uint32_t tensor_count;
   if (!reader_u32(&r, &tensor_count))
-    FAIL(DRSN_ERR_MODEL_TRUNCATED,
-         "model '%.200s': data ends at byte %zu, inside the tensor count",
-         name, size);
+    FAIL_SHORT("the tensor count");
   if (tensor_count > (r.size - r.pos) / MODEL_MIN_TENSOR_BYTES)
     FAIL(DRSN_ERR_MODEL_TRUNCATED,
          "model '%.200s': declares %u tensors but only %zu bytes follow",
@@ -483,27 +488,20 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
   for (uint32_t t = 0; t < tensor_count; t++) {
     tensor_record *rec = &records[t];
     if (!reader_u32(&r, &rec->name_bytes))
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside tensor %u's name "
-           "length",
-           name, size, t);
+      FAIL_SHORT_TENSOR("the name length of tensor %u", t);
     if (rec->name_bytes < 1 || rec->name_bytes > MODEL_MAX_NAME_BYTES)
       FAIL(DRSN_ERR_MODEL_TENSOR,
            "model '%.200s': tensor %u has a name length of %u, expected "
            "1..%u",
            name, t, rec->name_bytes, MODEL_MAX_NAME_BYTES);
     if (r.size - r.pos < rec->name_bytes)
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside tensor %u's name",
-           name, size, t);
+      FAIL_SHORT_TENSOR("the name of tensor %u", t);
     rec->name = bytes + r.pos;
     r.pos += rec->name_bytes;
     printable_name(rec->name, rec->name_bytes, shown, sizeof shown);
 
     if (!reader_u32(&r, &rec->ndim))
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside tensor '%s'", name,
-           size, shown);
+      FAIL_SHORT_TENSOR("tensor '%s'", shown);
     if (rec->ndim < 1 || rec->ndim > MODEL_MAX_NDIM)
       FAIL(DRSN_ERR_MODEL_TENSOR,
            "model '%.200s': tensor '%s' has %u dimensions, expected 1..%u",
@@ -514,18 +512,14 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
     int too_long = 0;
     for (uint32_t i = 0; i < rec->ndim; i++) {
       if (!reader_u32(&r, &rec->dims[i]))
-        FAIL(DRSN_ERR_MODEL_TRUNCATED,
-             "model '%.200s': data ends at byte %zu, inside tensor '%s'",
-             name, size, shown);
+        FAIL_SHORT_TENSOR("tensor '%s'", shown);
       if (rec->dims[i] && values > ((r.size - r.pos) / 4) / rec->dims[i])
         too_long = 1;
       else
         values *= rec->dims[i];
     }
     if (too_long || values > (r.size - r.pos) / 4)
-      FAIL(DRSN_ERR_MODEL_TRUNCATED,
-           "model '%.200s': data ends at byte %zu, inside tensor '%s'", name,
-           size, shown);
+      FAIL_SHORT_TENSOR("tensor '%s'", shown);
     rec->values = values;
     rec->offset = r.pos;
     r.pos += values * 4;
