@@ -228,12 +228,15 @@ static uint32_t refine(const drsn_pitch *p, const float *segment,
      * max_lag the group starts earlier and scores only its new lags. With
      * a factor of 4 or less, one group covers all the candidates. */
     const uint32_t start = group + (G - 1) <= hi ? group : hi - (G - 1);
+    /* cross[j] belongs to the lag start + G - 1 - j, so that the inner
+     * loop reads forwards and vectorises. */
     float cross[G] = {0};
+    const float *base = frame - (start + (G - 1));
     for (uint32_t i = 0; i < W; i++) {
       const float v = frame[i];
-      const float *x = frame + i - start;
-      for (uint32_t l = 0; l < G; l++)
-        cross[l] += v * x[-(ptrdiff_t)l];
+      const float *x = base + i;
+      for (uint32_t j = 0; j < G; j++)
+        cross[j] += v * x[j];
     }
     /* The window's energy at the first lag, then one sample back a lag. */
     const float *window = frame - start;
@@ -251,7 +254,8 @@ static uint32_t refine(const drsn_pitch *p, const float *segment,
         continue;
       double score = 0.0;
       if (energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy)
-        score = cross[l] / sqrt(frame_energy * energy + DRSN_PITCH_EPSILON);
+        score = cross[G - 1 - l] /
+                sqrt(frame_energy * energy + DRSN_PITCH_EPSILON);
       score -= DRSN_PITCH_LAG_PENALTY * (double)(lag - lo) / (double)(hi - lo);
       if (score > best) {
         best = score;
