@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""Find where a checkpoint's gains fall short of least-squares band gains on the held-out set.
+
+Usage: /usr/bin/python3 train/gain_gap.py CHECKPOINT [--data DIR] [--limit-db DB]
+
+For every evaluation pair the least-squares band gains, Re(sum w X conj(S)) / sum w |X|^2
+over each band's weights w (as in train/ideal_gains.py), replace the network's gains in one
+part of the spectrogram at a time: one of four frequency ranges, or the frames with speech
+(the clean frame's energy within 30 dB of the clip's loudest frame), or the other frames.
+The rest keeps the network's gains. Both are limited to the reduction limit, and the pitch
+filter is left out, so that the rows differ in their gains alone. Prints the mean SI-SDR and
+ESTOI improvement of each over the noisy input: the more a row gains over the network's own,
+the more of the shortfall lies in that part.
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+import soundfile
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+import metrics  # noqa: E402
+from export import load_checkpoint  # noqa: E402
+from train import overlap_add  # noqa: E402
+
+# Frequency ranges by band centre, in Hz.
+RANGES_HZ = ((0, 500), (500, 1500), (1500, 4000), (4000, 1e9))
+# A frame has speech when its clean energy is within this many dB of the clip's loudest.
+SPEECH_RANGE_DB = 30.0
+
+
+@torch.no_grad()
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
+    ap.add_argument("--limit-db", type=float, default=30.0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, _ck = load_checkpoint(args.checkpoint)
+    cfg = model.cfg
+    floor = 10 ** (-args.limit_db / 20)
+    centres = np.array(cfg.band_centres_hz)
+    ranges = {}
+    for lo, hi in RANGES_HZ:
+        name = f"{lo / 1000:g} to {hi / 1000:g} kHz" if hi < 1e9 else f"{lo / 1000:g} kHz and up"
+        mask = ((centres >= lo) & (centres < hi)).astype(np.float32)
+        ranges[name] = torch.from_numpy(mask)[None, None, :]
+
+    eval_dir = os.path.join(args.data, "eval")
+    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
+    start = cfg.window_samples - cfg.hop_samples
+    zeros = np.zeros(cfg.window_samples)
+    scores = {}
+    for row in rows:
+        clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float64")
+        noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype="float64")
+        # A window of zeros after the end, as the renderer feeds (train/eval_checkpoint.py).
+        x = torch.from_numpy(np.concatenate([noisy, zeros]).astype(np.float32)).reshape(1, -1)
+        s = torch.from_numpy(np.concatenate([clean, zeros]).astype(np.float32)).reshape(1, -1)
+        spec, clean_spec = model.stft(x), model.stft(s)
+        p = sums = None
+        if cfg.pitch:
+            p = model.pitch_spectrum(x, spec)
+            sums = model.pitch_sums(spec, p)
+        gains, _voice = model.network(model.features(spec, x, p, sums))
+        gains = gains.clamp(min=floor)                                        # [1, frames, bands]
+        cross = torch.einsum("bk,nkt->ntb", model.weights, (spec * clean_spec.conj()).real)
+        power = torch.einsum("bk,nkt->ntb", model.weights, spec.abs() ** 2)
+        oracle = (cross / (power + 1e-20)).clamp(floor, 1.0)
+        level = 10 * torch.log10((clean_spec.abs() ** 2).sum(dim=1)[0] + 1e-20)
+        speech = (level > level.max() - SPEECH_RANGE_DB).float()[None, :, None]
+
+        variants = {"network": gains, "least squares everywhere": oracle}
+        for name, mask in ranges.items():
+            variants[f"least squares at {name}"] = oracle * mask + gains * (1 - mask)
+        variants["least squares in speech frames"] = oracle * speech + gains * (1 - speech)
+        variants["least squares in the other frames"] = oracle * (1 - speech) + gains * speech
+        si_sdr_in, estoi_in = metrics.si_sdr(clean, noisy), metrics.estoi(clean, noisy, rate)
+        for name, g in variants.items():
+            out = overlap_add(model, spec * model.bin_gains(g))[0, start:start + len(noisy)].numpy()
+            scores.setdefault(name, []).append((metrics.si_sdr(clean, out) - si_sdr_in,
+                                                metrics.estoi(clean, out, rate) - estoi_in))
+
+    print(f"{args.checkpoint}: {len(rows)} pairs, gains limited to -{args.limit_db:g} dB, no pitch filter")
+    print(f"{'gains':36s} SI-SDR improvement  ESTOI improvement")
+    for name, v in scores.items():
+        si_sdr, estoi = np.mean(v, axis=0)
+        print(f"{name:36s} {si_sdr:+15.2f} dB  {estoi:+17.3f}")
+
+
+if __name__ == "__main__":
+    main()
