@@ -27,10 +27,12 @@ from train import overlap_add  # noqa: E402
 
 
 @torch.no_grad()
-def denoise(model, x, limit_db):
+def network_gains(model, x, limit_db):
+    """Run the model on the samples x (numpy) with a window of zeros after the end, as the
+    renderer feeds, so that every sample gets all its frames. Returns the padded waveform
+    [1, samples], its spectrum, pitch spectrum and pitch sums (None without the pitch input)
+    and the gains [1, frames, bands], limited to -limit_db."""
     cfg = model.cfg
-    # A window of zeros after the end, as the renderer feeds, so that every sample gets all
-    # its frames and a length that is no multiple of the hop is kept.
     t = torch.from_numpy(np.concatenate([x, np.zeros(cfg.window_samples)]).astype(np.float32)).reshape(1, -1)
     spec = model.stft(t)
     p = sums = None
@@ -38,20 +40,34 @@ def denoise(model, x, limit_db):
         p = model.pitch_spectrum(t, spec)
         sums = model.pitch_sums(spec, p)
     gains, _voice = model.network(model.features(spec, t, p, sums))
-    gains = gains.clamp(min=10 ** (-limit_db / 20))
-    out = model.enhance(spec, gains, p, sums)
-    # train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
-    # squared overlap is zero at the very first sample. The left padding of stft() is dropped.
-    start = cfg.window_samples - cfg.hop_samples
-    return overlap_add(model, out)[0, start:start + len(x)].numpy()
+    return t, spec, p, sums, gains.clamp(min=10 ** (-limit_db / 20))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def resynthesise(model, spec, length):
+    """Samples of the output spectrum spec, aligned with the input and length samples long.
+    train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
+    squared overlap is zero at the very first sample. The left padding of stft() is dropped."""
+    start = model.cfg.window_samples - model.cfg.hop_samples
+    return overlap_add(model, spec)[0, start:start + length].numpy()
+
+
+@torch.no_grad()
+def denoise(model, x, limit_db):
+    _t, spec, p, sums, gains = network_gains(model, x, limit_db)
+    return resynthesise(model, model.enhance(spec, gains, p, sums), len(x))
+
+
+def checkpoint_arguments(description):
+    """The command line of a script that scores one checkpoint on the evaluation set."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("checkpoint")
     ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
     ap.add_argument("--limit-db", type=float, default=30.0)
-    args = ap.parse_args()
+    return ap
+
+
+def main():
+    args = checkpoint_arguments(__doc__.split("\n")[0]).parse_args()
     torch.set_num_threads(1)
     model, ck = load_checkpoint(args.checkpoint)
     eval_dir = os.path.join(args.data, "eval")

@@ -13,7 +13,6 @@ ESTOI improvement of each over the noisy input: the more a row gains over the ne
 the more of the shortfall lies in that part.
 """
 
-import argparse
 import csv
 import os
 import sys
@@ -26,8 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
+from eval_checkpoint import checkpoint_arguments, network_gains, resynthesise  # noqa: E402
 from export import load_checkpoint  # noqa: E402
-from train import overlap_add  # noqa: E402
 
 # Frequency ranges by band centre, in Hz.
 RANGES_HZ = ((0, 500), (500, 1500), (1500, 4000), (4000, 1e9))
@@ -37,11 +36,7 @@ SPEECH_RANGE_DB = 30.0
 
 @torch.no_grad()
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
-    ap.add_argument("--limit-db", type=float, default=30.0)
-    args = ap.parse_args()
+    args = checkpoint_arguments(__doc__.split("\n")[0]).parse_args()
     torch.set_num_threads(1)
     model, _ck = load_checkpoint(args.checkpoint)
     cfg = model.cfg
@@ -55,22 +50,13 @@ def main():
 
     eval_dir = os.path.join(args.data, "eval")
     rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
-    start = cfg.window_samples - cfg.hop_samples
-    zeros = np.zeros(cfg.window_samples)
     scores = {}
     for row in rows:
         clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float64")
         noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype="float64")
-        # A window of zeros after the end, as the renderer feeds (train/eval_checkpoint.py).
-        x = torch.from_numpy(np.concatenate([noisy, zeros]).astype(np.float32)).reshape(1, -1)
-        s = torch.from_numpy(np.concatenate([clean, zeros]).astype(np.float32)).reshape(1, -1)
-        spec, clean_spec = model.stft(x), model.stft(s)
-        p = sums = None
-        if cfg.pitch:
-            p = model.pitch_spectrum(x, spec)
-            sums = model.pitch_sums(spec, p)
-        gains, _voice = model.network(model.features(spec, x, p, sums))
-        gains = gains.clamp(min=floor)                                        # [1, frames, bands]
+        _x, spec, _p, _sums, gains = network_gains(model, noisy, args.limit_db)   # [1, frames, bands]
+        s = torch.from_numpy(np.concatenate([clean, np.zeros(cfg.window_samples)]).astype(np.float32))
+        clean_spec = model.stft(s.reshape(1, -1))
         cross = torch.einsum("bk,nkt->ntb", model.weights, (spec * clean_spec.conj()).real)
         power = torch.einsum("bk,nkt->ntb", model.weights, spec.abs() ** 2)
         oracle = (cross / (power + 1e-20)).clamp(floor, 1.0)
@@ -84,7 +70,7 @@ def main():
         variants["least squares in the other frames"] = oracle * (1 - speech) + gains * speech
         si_sdr_in, estoi_in = metrics.si_sdr(clean, noisy), metrics.estoi(clean, noisy, rate)
         for name, g in variants.items():
-            out = overlap_add(model, spec * model.bin_gains(g))[0, start:start + len(noisy)].numpy()
+            out = resynthesise(model, spec * model.bin_gains(g), len(noisy))
             scores.setdefault(name, []).append((metrics.si_sdr(clean, out) - si_sdr_in,
                                                 metrics.estoi(clean, out, rate) - estoi_in))
 
