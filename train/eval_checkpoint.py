@@ -58,7 +58,8 @@ def denoise(model, x, limit_db):
 
 
 def checkpoint_arguments(description):
-    """The command line of a script that scores one checkpoint on the evaluation set."""
+    """Return the command-line parser of a script that scores one checkpoint on the evaluation
+    set."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("checkpoint")
     ap.add_argument("--data", default=os.environ.get("DRSN_DATA", os.path.expanduser("~/.cache/drsn-denoise")))
