@@ -230,6 +230,8 @@ def main():
     ap.add_argument("--hop", type=int, default=480, help="hop in samples at 48 kHz")
     ap.add_argument("--dilations", default="1,2,4,8",
                     help="time dilation of each residual shrinkage block, comma-separated")
+    ap.add_argument("--band-centres", default=None, metavar="HZ,HZ,...",
+                    help="band centres in Hz at 48 kHz, rising from 0 (default: the 32 of the shipped models)")
     ap.add_argument("--running-mean-ms", type=int, default=1000,
                     help="time constant of the running-mean input channel in ms; 0 disables it")
     ap.add_argument("--recurrent", type=int, default=0,
@@ -272,7 +274,18 @@ def main():
     os.makedirs(run_dir, exist_ok=True)
     last_path = os.path.join(run_dir, "last.pt")
 
+    band_centres = None
+    if args.band_centres:
+        try:
+            band_centres = [float(v) for v in args.band_centres.split(",")]
+        except ValueError:
+            band_centres = []
+        if (not 2 <= len(band_centres) <= 256 or band_centres[0] != 0.0 or band_centres[-1] > 24000.0
+                or any(b <= a for a, b in zip(band_centres, band_centres[1:]))):
+            sys.exit(f"train.py: invalid --band-centres {args.band_centres}: expected 2 to 256 "
+                     "rising values in Hz, the first 0 and the last at most 24000")
     cfg = Config(window_samples=args.window, hop_samples=args.hop, channels=args.channels,
+                 band_centres_hz=band_centres,
                  attention_hidden=args.channels, running_mean_ms=args.running_mean_ms,
                  recurrent_hidden=args.recurrent, pitch=args.pitch,
                  dilations=[int(d) for d in args.dilations.split(",") if d])

@@ -5,7 +5,7 @@ Usage: test_training_smoke.py GOLDEN_TEST_BINARY
 
 Keeps train/ from rotting unnoticed: the corpus generator, the mixer, the loss, checkpointing,
 resuming, BatchNorm folding and the model-file writer all run, and the C engine must reproduce
-the exported model's activations within 1e-4.
+the exported model's activations within 1e-4, for the default band layout and another one.
 """
 
 import os
@@ -36,6 +36,18 @@ def main():
         model = os.path.join(tmp, "smoke.drsn")
         golden = os.path.join(tmp, "smoke-golden.bin")
         run(PYTHON, os.path.join(ROOT, "train", "export.py"), os.path.join(tmp, "runs", "smoke", "last.pt"),
+            "--model", model, "--golden", golden, "--golden-frames", "16")
+        env = dict(os.environ, DRSN_MODEL_PATH=model, DRSN_GOLDEN_PATH=golden)
+        run(golden_test, env=env)
+
+        # Another band layout, bands one bin apart at the bottom, with the pitch input: the
+        # model file carries the centres, and the C engine must follow them.
+        centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
+        run(*train[:3], "smoke-bands", *train[4:], "--pitch", "--band-centres", centres, "--steps", "2")
+        model = os.path.join(tmp, "smoke-bands.drsn")
+        golden = os.path.join(tmp, "smoke-bands-golden.bin")
+        run(PYTHON, os.path.join(ROOT, "train", "export.py"),
+            os.path.join(tmp, "runs", "smoke-bands", "last.pt"),
             "--model", model, "--golden", golden, "--golden-frames", "16")
         env = dict(os.environ, DRSN_MODEL_PATH=model, DRSN_GOLDEN_PATH=golden)
         run(golden_test, env=env)
