@@ -258,19 +258,17 @@ void drsn_model_free(drsn_model *model)
            m->field, (unsigned)(lo), (unsigned)(hi));                         \
   } while (0)
 
-/* The message of a file too short for what follows; the reader stops 4
- * bytes before the end, where the CRC starts. */
-#define FAIL_SHORT(what)                                                      \
-  FAIL(DRSN_ERR_MODEL_TRUNCATED,                                              \
-       "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) "    \
-       "ends before " what " is complete",                                    \
+/* Fails on a file too short for the part named next. The reader stops 4
+ * bytes before the end, where the CRC starts, and the message says so. */
+#define SHORT_FILE_MESSAGE                                                    \
+  "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) ends "    \
+  "before "
+#define FAIL_SHORT(part)                                                      \
+  FAIL(DRSN_ERR_MODEL_TRUNCATED, SHORT_FILE_MESSAGE part " is complete",      \
        name, size)
-
 /* The same for a part of one tensor, named by a format with one value. */
-#define FAIL_SHORT_TENSOR(what, value)                                        \
-  FAIL(DRSN_ERR_MODEL_TRUNCATED,                                              \
-       "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) "    \
-       "ends before " what " is complete",                                    \
+#define FAIL_SHORT_TENSOR(part, value)                                        \
+  FAIL(DRSN_ERR_MODEL_TRUNCATED, SHORT_FILE_MESSAGE part " is complete",      \
        name, size, value)
 
 #define READ_FIELD(field)                                                     \

@@ -127,6 +127,20 @@ void drsn_pitch_free(drsn_pitch *p)
   memset(p, 0, sizeof *p);
 }
 
+/* Returns the score of a lag from lo .. hi whose window of delayed_energy
+ * correlates with the frame by cross: the normalised correlation, 0 for a
+ * window 60 dB or more below the frame, less the penalty on long lags. */
+static double lag_score(double cross, double frame_energy,
+                        double delayed_energy, uint32_t lag, uint32_t lo,
+                        uint32_t hi)
+{
+  double score = 0.0;
+  if (delayed_energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy)
+    score = cross / sqrt(frame_energy * delayed_energy + DRSN_PITCH_EPSILON);
+  return score -
+         DRSN_PITCH_LAG_PENALTY * (double)(lag - lo) / (double)(hi - lo);
+}
+
 /* Returns the period in samples of segment[hi + W], whose last W samples are
  * the frame, searched over lags lo .. hi. */
 static uint32_t search(drsn_pitch *p, const float *segment, uint32_t W,
@@ -168,12 +182,9 @@ static uint32_t search(drsn_pitch *p, const float *segment, uint32_t W,
     if (m < hi - lo) /* slide the window one sample back */
       delayed_energy += (double)segment[m] * segment[m] -
                         (double)segment[m + W] * segment[m + W];
-    double score = 0.0;
-    if (delayed_energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy) {
-      const double corr = (double)(p->corr[m] / (float)n);
-      score = corr / sqrt(frame_energy * delayed_energy + DRSN_PITCH_EPSILON);
-    }
-    score -= DRSN_PITCH_LAG_PENALTY * (double)(hi - lo - m) / (double)(hi - lo);
+    const double corr = (double)(p->corr[m] / (float)n);
+    const double score =
+        lag_score(corr, frame_energy, delayed_energy, hi - m, lo, hi);
     if (score > best) {
       best = score;
       best_m = m;
@@ -207,7 +218,7 @@ static void decimate(drsn_pitch *p, const float *segment)
 #define DRSN_PITCH_REFINE_GROUP 8
 
 /* Returns the best host-rate lag within factor - 1 samples of factor *
- * coarse, scored as search() scores, the shortest on a tie. */
+ * coarse, scored by lag_score() as in search(), the shortest on a tie. */
 static uint32_t refine(const drsn_pitch *p, const float *segment,
                        uint32_t coarse)
 {
@@ -252,11 +263,8 @@ static uint32_t refine(const drsn_pitch *p, const float *segment,
       }
       if (lag < group || lag > last)
         continue;
-      double score = 0.0;
-      if (energy > DRSN_PITCH_MIN_ENERGY_RATIO * frame_energy)
-        score = cross[G - 1 - l] /
-                sqrt(frame_energy * energy + DRSN_PITCH_EPSILON);
-      score -= DRSN_PITCH_LAG_PENALTY * (double)(lag - lo) / (double)(hi - lo);
+      const double score =
+          lag_score(cross[G - 1 - l], frame_energy, energy, lag, lo, hi);
       if (score > best) {
         best = score;
         best_lag = lag;
