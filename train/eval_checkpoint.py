@@ -26,14 +26,30 @@ from export import load_checkpoint  # noqa: E402
 from train import overlap_add  # noqa: E402
 
 
+def evaluation_pairs(data_dir, dtype="float64"):
+    """Yield each pair of the held-out evaluation set as its eval.csv row, the clean and the
+    noisy samples, and the sample rate."""
+    eval_dir = os.path.join(data_dir, "eval")
+    for row in csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))):
+        clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype=dtype)
+        noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype=dtype)
+        yield row, clean, noisy, rate
+
+
+def padded(model, x):
+    """Return the samples x (numpy) as a waveform [1, samples] with a window of zeros after
+    the end, as the renderer feeds, so that every sample gets all its frames."""
+    x = np.concatenate([x, np.zeros(model.cfg.window_samples)])
+    return torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
+
+
 @torch.no_grad()
 def network_gains(model, x, limit_db):
-    """Run the model on the samples x (numpy) with a window of zeros after the end, as the
-    renderer feeds, so that every sample gets all its frames. Returns the padded waveform
-    [1, samples], its spectrum, pitch spectrum and pitch sums (None without the pitch input)
-    and the gains [1, frames, bands], limited to -limit_db."""
+    """Run the model on the samples x (numpy), padded(). Returns the padded waveform, its
+    spectrum, pitch spectrum and pitch sums (None without the pitch input) and the gains
+    [1, frames, bands], limited to -limit_db."""
     cfg = model.cfg
-    t = torch.from_numpy(np.concatenate([x, np.zeros(cfg.window_samples)]).astype(np.float32)).reshape(1, -1)
+    t = padded(model, x)
     spec = model.stft(t)
     p = sums = None
     if cfg.pitch:
@@ -71,12 +87,8 @@ def main():
     args = checkpoint_arguments(__doc__.split("\n")[0]).parse_args()
     torch.set_num_threads(1)
     model, ck = load_checkpoint(args.checkpoint)
-    eval_dir = os.path.join(args.data, "eval")
-    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
     per_snr = {}
-    for r in rows:
-        clean, rate = soundfile.read(os.path.join(eval_dir, r["clean"]), dtype="float64")
-        noisy, _ = soundfile.read(os.path.join(eval_dir, r["noisy"]), dtype="float64")
+    for r, clean, noisy, rate in evaluation_pairs(args.data):
         out = denoise(model, noisy, args.limit_db)[: len(noisy)]
         scores = (metrics.si_sdr(clean, noisy), metrics.si_sdr(clean, out),
                   metrics.estoi(clean, noisy, rate), metrics.estoi(clean, out, rate))

@@ -4,7 +4,7 @@
 Usage: /usr/bin/python3 train/gain_gap.py CHECKPOINT [--data DIR] [--limit-db DB]
 
 For every evaluation pair the least-squares band gains, Re(sum w X conj(S)) / sum w |X|^2
-over each band's weights w (as in train/ideal_gains.py), replace the network's gains in one
+over each band's weights w (train/ideal_gains.py), replace the network's gains in one
 part of the spectrogram at a time: one of four frequency ranges, or the frames with speech
 (the clean frame's energy within 30 dB of the clip's loudest frame), or the other frames.
 The rest keeps the network's gains. Both are limited to the reduction limit, and the pitch
@@ -13,20 +13,20 @@ ESTOI improvement of each over the noisy input: the more a row gains over the ne
 the more of the shortfall lies in that part.
 """
 
-import csv
 import os
 import sys
 
 import numpy as np
-import soundfile
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
-from eval_checkpoint import checkpoint_arguments, network_gains, resynthesise  # noqa: E402
+from eval_checkpoint import (checkpoint_arguments, evaluation_pairs, network_gains, padded,  # noqa: E402
+                             resynthesise)
 from export import load_checkpoint  # noqa: E402
+from ideal_gains import least_squares_band_gains  # noqa: E402
 
 # Frequency ranges by band centre, in Hz.
 RANGES_HZ = ((0, 500), (500, 1500), (1500, 4000), (4000, 1e9))
@@ -48,18 +48,13 @@ def main():
         mask = ((centres >= lo) & (centres < hi)).astype(np.float32)
         ranges[name] = torch.from_numpy(mask)[None, None, :]
 
-    eval_dir = os.path.join(args.data, "eval")
-    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
     scores = {}
-    for row in rows:
-        clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float64")
-        noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype="float64")
+    pairs = 0
+    for _row, clean, noisy, rate in evaluation_pairs(args.data):
+        pairs += 1
         _x, spec, _p, _sums, gains = network_gains(model, noisy, args.limit_db)   # [1, frames, bands]
-        s = torch.from_numpy(np.concatenate([clean, np.zeros(cfg.window_samples)]).astype(np.float32))
-        clean_spec = model.stft(s.reshape(1, -1))
-        cross = torch.einsum("bk,nkt->ntb", model.weights, (spec * clean_spec.conj()).real)
-        power = torch.einsum("bk,nkt->ntb", model.weights, spec.abs() ** 2)
-        oracle = (cross / (power + 1e-20)).clamp(floor, 1.0)
+        clean_spec = model.stft(padded(model, clean))
+        oracle = least_squares_band_gains(model.weights, spec[0], clean_spec[0], floor).T[None]
         level = 10 * torch.log10((clean_spec.abs() ** 2).sum(dim=1)[0] + 1e-20)
         speech = (level > level.max() - SPEECH_RANGE_DB).float()[None, :, None]
 
@@ -74,7 +69,7 @@ def main():
             scores.setdefault(name, []).append((metrics.si_sdr(clean, out) - si_sdr_in,
                                                 metrics.estoi(clean, out, rate) - estoi_in))
 
-    print(f"{args.checkpoint}: {len(rows)} pairs, gains limited to -{args.limit_db:g} dB, no pitch filter")
+    print(f"{args.checkpoint}: {pairs} pairs, gains limited to -{args.limit_db:g} dB, no pitch filter")
     print(f"{'gains':36s} SI-SDR improvement  ESTOI improvement")
     for name, v in scores.items():
         si_sdr, estoi = np.mean(v, axis=0)

@@ -13,12 +13,10 @@ mean SI-SDR and ESTOI improvement of each over the noisy input.
 """
 
 import argparse
-import csv
 import os
 import sys
 
 import numpy as np
-import soundfile
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,13 +24,15 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
 from drsn.model import DRSN, Config  # noqa: E402
-from train import overlap_add  # noqa: E402
+from eval_checkpoint import evaluation_pairs, resynthesise  # noqa: E402
 
 
-def resynthesise(model, spec):
-    """Turn complex frames [bins, frames] back into samples, without model.stft's padding."""
-    cfg = model.cfg
-    return overlap_add(model, spec[None])[0, cfg.window_samples - cfg.hop_samples:].numpy()
+def least_squares_band_gains(weights, noisy_spec, clean_spec, floor):
+    """Return the band gains [bands, frames] that bring each band of noisy_spec [bins, frames]
+    closest to clean_spec, Re(sum w X conj(S)) / sum w |X|^2 over the band's weights, limited
+    to floor .. 1."""
+    cross = weights @ (noisy_spec * clean_spec.conj()).real
+    return (cross / (weights @ noisy_spec.abs() ** 2 + 1e-20)).clamp(floor, 1.0)
 
 
 def main():
@@ -48,13 +48,11 @@ def main():
     floor = 10 ** (-args.limit_db / 20)
     fine_bins = int(np.ceil(args.fine_hz * model.cfg.window_samples / model.cfg.rate_hz))
 
-    eval_dir = os.path.join(args.data, "eval")
-    rows = list(csv.DictReader(open(os.path.join(eval_dir, "eval.csv"))))
     names = ["bands", f"bins below {args.fine_hz:.0f} Hz, bands above", "bins", "bands, least squares"]
     scores = {name: [] for name in names}
-    for row in rows:
-        clean, rate = soundfile.read(os.path.join(eval_dir, row["clean"]), dtype="float32")
-        noisy, _ = soundfile.read(os.path.join(eval_dir, row["noisy"]), dtype="float32")
+    pairs = 0
+    for _row, clean, noisy, rate in evaluation_pairs(args.data, dtype="float32"):
+        pairs += 1
         clean_spec = model.stft(torch.from_numpy(clean).reshape(1, -1))[0].to(torch.complex128)
         noisy_spec = model.stft(torch.from_numpy(noisy).reshape(1, -1))[0].to(torch.complex128)
         speech, noise = clean_spec.abs() ** 2, (noisy_spec - clean_spec).abs() ** 2
@@ -62,14 +60,13 @@ def main():
         band = weights.T @ torch.sqrt(band_speech / (band_speech + band_noise + 1e-20)).clamp(floor, 1.0)
         per_bin = torch.sqrt(speech / (speech + noise + 1e-20)).clamp(floor, 1.0)
         mixed = torch.cat([per_bin[:fine_bins], band[fine_bins:]])
-        cross = weights @ (noisy_spec * clean_spec.conj()).real
-        least_squares = weights.T @ (cross / (weights @ noisy_spec.abs() ** 2 + 1e-20)).clamp(floor, 1.0)
+        least_squares = weights.T @ least_squares_band_gains(weights, noisy_spec, clean_spec, floor)
         for name, gain in zip(names, (band, mixed, per_bin, least_squares)):
-            out = resynthesise(model, (noisy_spec * gain).to(torch.complex64))[: len(noisy)]
+            out = resynthesise(model, (noisy_spec * gain).to(torch.complex64)[None], len(noisy))
             scores[name].append((metrics.si_sdr(clean, out) - metrics.si_sdr(clean, noisy),
                                  metrics.estoi(clean, out, rate) - metrics.estoi(clean, noisy, rate)))
 
-    print(f"{len(rows)} pairs, gains limited to -{args.limit_db:g} dB")
+    print(f"{pairs} pairs, gains limited to -{args.limit_db:g} dB")
     print("ideal gains per                      SI-SDR improvement  ESTOI improvement")
     for name in names:
         si_sdr, estoi = np.mean(scores[name], axis=0)
