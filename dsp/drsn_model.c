@@ -420,8 +420,8 @@ drsn_status drsn_model_load_memory(const void *data, size_t size,
     if (!reader_u32(&r, &d))
       FAIL_SHORT("the dilations");
     /* The fields before the dilations depend on the version, so a wrong
-     * format_version shows first here or in the band centres: the
-     * messages name the version the header was read as. */
+     * format_version shows first here or in the band centres. The
+     * messages therefore name the version the header was read as. */
     if (d < 1 || d > DRSN_MODEL_MAX_DILATION)
       FAIL(DRSN_ERR_MODEL_HEADER,
            "model '%.200s': dilation %u of block %u is outside 1..%u (read "

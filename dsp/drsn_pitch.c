@@ -49,8 +49,8 @@ drsn_status drsn_pitch_init(drsn_pitch *p, const drsn_model *model,
     p->min_lag = 1;
   if (p->max_lag <= p->min_lag)
     p->max_lag = p->min_lag + 1;
-  /* The decimated search range holds the host-rate one: factor *
-   * search_min >= min_lag, factor * search_max <= max_lag. At 72 kHz and
+  /* The decimated lag range lies within the host-rate one: factor *
+   * search_min >= min_lag and factor * search_max <= max_lag. At 72 kHz and
    * above, max_lag / factor is several hundred, far above search_min. */
   p->factor = 1;
   if (sample_rate_hz > 1.5 * DRSN_PITCH_SEARCH_RATE)
@@ -195,8 +195,8 @@ static uint32_t search(drsn_pitch *p, const float *segment, uint32_t W,
 
 /* Fills p->decimated with the means of factor consecutive samples of the
  * segment, the last mean ending on its last sample. A mean is a crude
- * low-pass filter, but the search only has to land within factor - 1
- * samples of the period; refine() does the rest at the host rate. */
+ * low-pass filter. It is enough because the search only has to land within
+ * factor - 1 samples of the period, and refine() does the rest. */
 static void decimate(drsn_pitch *p, const float *segment)
 {
   const uint32_t f = p->factor;
@@ -249,7 +249,8 @@ static uint32_t refine(const drsn_pitch *p, const float *segment,
       for (uint32_t j = 0; j < G; j++)
         cross[j] += v * x[j];
     }
-    /* The window's energy at the first lag, then one sample back a lag. */
+    /* The energy of the window at lag start, then updated as the window
+     * moves one sample back per lag. */
     const float *window = frame - start;
     double energy = 0.0;
     for (uint32_t i = 0; i < W; i++)

@@ -60,9 +60,10 @@ def network_gains(model, x, limit_db):
 
 
 def resynthesise(model, spec, length):
-    """Samples of the output spectrum spec, aligned with the input and length samples long.
-    train.py's overlap-add, because torch.istft rejects the square-root Hann window, whose
-    squared overlap is zero at the very first sample. The left padding of stft() is dropped."""
+    """Return length samples of the spectrum spec [1, bins, frames], aligned with the input:
+    the left padding of stft() is dropped. It uses train.py's overlap-add, because
+    torch.istft rejects the square-root Hann window, whose squared overlap is zero at the
+    very first sample."""
     start = model.cfg.window_samples - model.cfg.hop_samples
     return overlap_add(model, spec)[0, start:start + length].numpy()
 

@@ -379,27 +379,28 @@ static void test_pitch_model(void **state)
   expect_load(data, size, DRSN_ERR_MODEL_HEADER, "pitch 2 is outside 0..1");
   free(data);
 
-  /* A format_version changed from 3 to 2, with the CRC made to match: the
-   * pitch flag is read as the first dilation, and the last dilation as the
-   * first band centre. From 2 to 3 the first dilation is read as the pitch
-   * flag. Either way the message names the version the header was read
-   * as. */
+  /* A format_version changed from 3 to 2, with the CRC made to match. The
+   * pitch flag is then read as the first dilation, and the last dilation as
+   * the first band centre. From 2 to 3 the first dilation is read as the
+   * pitch flag. Either way the message names the version the header was
+   * read as. */
   mw_small_spec(&spec);
-  spec.pitch = 1;
   spec.recurrent_hidden = 6;
-  for (uint32_t from = 2; from <= 3; from++) {
-    mw_faults as_built = {.version = from};
-    spec.pitch = from == 3;
+  for (uint32_t built = 2; built <= 3; built++) {
+    mw_faults as_built = {.version = built};
+    spec.pitch = built == 3;
     assert_int_equal(mw_build(&spec, &as_built, &data, &size), 0);
-    const uint32_t to = 5 - from;
-    data[8] = (unsigned char)to; /* little-endian u32; bytes 9..11 stay 0 */
+    /* format_version is a little-endian u32 at byte 8. Its other bytes are
+     * 0 for both versions. */
+    const uint32_t altered = 5 - built;
+    data[8] = (unsigned char)altered;
     const uint32_t crc = mw_crc32(data, size - 4);
     for (int i = 0; i < 4; i++)
       data[size - 4 + i] = (unsigned char)(crc >> (8 * i));
     char needle[32];
-    snprintf(needle, sizeof needle, to == 2 ? "format_version (read as %u)"
-                                             : "format version %u",
-             to);
+    snprintf(needle, sizeof needle,
+             altered == 2 ? "format_version (read as %u)" : "format version %u",
+             altered);
     expect_load(data, size, DRSN_ERR_MODEL_HEADER, needle);
     free(data);
   }

@@ -121,7 +121,7 @@ static void test_period(void **state)
       const uint32_t lag = drsn_pitch_period(&a.pitch, x);
       const double periods = round(lag / period);
       /* At high rates the correlation peak is broad, and noise moves its
-       * top by a sample or two: 0.1 % of the period is allowed there. */
+       * top by a sample or two, so 0.1 % of the period is allowed there. */
       const double tolerance = fmax(1.0, 1e-3 * periods * period);
       const int ok = fabs(lag - periods * period) <= tolerance &&
                      (periods == 1.0 || (periods == 2.0 && rates[r] < 16000));
@@ -177,7 +177,7 @@ static void test_decimated_search(void **state)
     for (int t = 0; t < frames; t++) {
       /* A voice from 70 to 400 Hz gliding by up to 3 %, with harmonics
        * falling at 6 dB per octave up to 5 kHz, in white noise at -5 to
-       * 20 dB SNR; every fourth frame is noise alone. */
+       * 20 dB SNR. Every fourth frame is noise alone. */
       const double f0 = 70.0 * pow(400.0 / 70.0, 0.5 + 0.5 * rand_signed());
       const double glide = 0.03 * rand_signed();
       const float snr_db = 7.5f + 12.5f * rand_signed();
@@ -216,8 +216,8 @@ static void test_decimated_search(void **state)
     mean /= voiced;
     print_message("%g Hz: the best lag in %d of %d voiced frames, score gap "
                   "mean %.4f, worst %.4f\n", rate, same, voiced, mean, worst);
-    /* Over 250 seeds of the generator and these four rates the worst
-     * frame's gap reached 0.031 and the mean 0.0021; the lag was the best
+    /* Over 250 seeds of the generator and these four rates, the worst
+     * frame's gap reached 0.031 and the mean 0.0021. The lag was the best
      * one in 19 of 30 frames or more. */
     assert_true(worst < 0.05);
     assert_true(mean < 0.004);
@@ -505,7 +505,7 @@ static void test_engine_channels(void **state)
   drsn_engine_set_linked(stereo, 0);
   const float *in_split[2] = {x, noise};
   drsn_engine_process(stereo, in_split, out, n);
-  /* Bands 14 to 20 (1.5 to 3.9 kHz) hold 10 to 20 bins each. That is
+  /* Bands 14 to 20 (1.5 to 3.9 kHz) contain 10 to 20 bins each. That is
    * enough for noise to score near 0: about 0.2 on average, against about
    * 0.4 in the narrower bands below. */
   float left = 0.0f, right = 0.0f;

@@ -40,8 +40,8 @@ def main():
         env = dict(os.environ, DRSN_MODEL_PATH=model, DRSN_GOLDEN_PATH=golden)
         run(golden_test, env=env)
 
-        # Another band layout, bands one bin apart at the bottom, with the pitch input: the
-        # model file carries the centres, and the C engine must follow them.
+        # Another band layout, with bands one bin apart at the bottom, and the pitch input.
+        # The model file carries the centres, and the C engine must follow them.
         centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
         run(*train[:3], "smoke-bands", *train[4:], "--pitch", "--band-centres", centres, "--steps", "2")
         model = os.path.join(tmp, "smoke-bands.drsn")
