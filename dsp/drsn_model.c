@@ -259,7 +259,7 @@ void drsn_model_free(drsn_model *model)
   } while (0)
 
 /* Fails on a file too short for the part named next. The reader stops 4
- * bytes before the end, where the CRC starts, and the message says so. */
+ * bytes before the end, where the CRC starts, and the message names it. */
 #define SHORT_FILE_MESSAGE                                                    \
   "model '%.200s': the file (%zu bytes, the last 4 of them the CRC) ends "    \
   "before "
