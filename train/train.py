@@ -198,6 +198,36 @@ def widen_inputs(model, state):
     return state
 
 
+def remap_bands(model, checkpoint):
+    """Return a start checkpoint's state fitted to the model's band layout, and whether the
+    layout changed. Each new band takes the per-band weights of the nearest old band.
+
+    New bands that share one old band divide its recurrent input weights, so the recurrent
+    unit's input stays near the old one. The caller computes the new feature statistics."""
+    state = checkpoint["model"]
+    old_centres = checkpoint.get("config", {}).get("band_centres_hz")
+    new_centres = model.cfg.band_centres_hz
+    if old_centres is None or list(old_centres) == list(new_centres):
+        return state, False
+    nearest = torch.tensor([min(range(len(old_centres)), key=lambda j: abs(old_centres[j] - f))
+                            for f in new_centres])
+    share = torch.bincount(nearest, minlength=len(old_centres)).float()[nearest]
+    state = dict(state)
+    for name in ("weights", "feature_mean", "feature_scale"):
+        state[name] = getattr(model, name)
+    for name in ("rnn_out.weight", "rnn_out.bias"):
+        if name in state:
+            state[name] = state[name][nearest]
+    if "rnn_in.weight" in state:
+        weight = state["rnn_in.weight"]
+        channels = weight.shape[1] // len(old_centres)
+        weight = weight.reshape(weight.shape[0], channels, len(old_centres))[:, :, nearest] / share
+        state["rnn_in.weight"] = weight.reshape(weight.shape[0], channels * len(new_centres))
+    print(f"band layout changed: {len(old_centres)} bands to {len(new_centres)}, each new band "
+          "from the nearest old one", flush=True)
+    return state, True
+
+
 def learning_rate(step, args):
     warmup = 200
     if step < warmup:
@@ -316,14 +346,17 @@ def main():
         print(f"resumed {run_dir} at step {step}", flush=True)
     else:
         rng = np.random.default_rng(args.seed)
+        new_layout = True
         if args.init_from:
-            start = widen_inputs(model, torch.load(args.init_from, map_location="cpu")["model"])
+            start_checkpoint = torch.load(args.init_from, map_location="cpu")
+            start, new_layout = remap_bands(model, start_checkpoint)
+            start = widen_inputs(model, start)
             missing, unexpected = model.load_state_dict(start, strict=False)
             if unexpected:
                 sys.exit(f"{args.init_from}: layers this network lacks: {', '.join(unexpected)}")
             print(f"initialised from {args.init_from}; new layers: {', '.join(missing) or 'none'}",
                   flush=True)
-        else:
+        if new_layout:
             mean, scale = feature_statistics(model, train_mix, rng)
             model.feature_mean.copy_(mean)
             model.feature_scale.copy_(scale)
