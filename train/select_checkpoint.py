@@ -59,6 +59,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--data", default=default_data_dir())
+    ap.add_argument("--corpus", default=None,
+                    help="corpus whose validation split to use (default DATA/corpus)")
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=2.0)
@@ -72,7 +74,7 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    mixer = Mixer(os.path.join(args.data, "corpus"), "val", seconds=args.seconds)
+    mixer = Mixer(args.corpus or os.path.join(args.data, "corpus"), "val", seconds=args.seconds)
     if args.skip_noise:
         keep = [c for c in mixer.noise.index if not any(t in c["path"] for t in args.skip_noise)]
         if not keep:
