@@ -17,7 +17,7 @@
 #define DRSN_DEFAULT_LIMIT_DB 30.0f
 #define DRSN_MAX_LIMIT_DB 100.0f
 /* Input at or beyond this magnitude is clamped. Like non-finite input, it
- * pauses the network (see the hold field of drsn_engine). */
+ * pauses the network (see the hold field of drsn_channel). */
 #define DRSN_MAX_INPUT 1000.0f
 /* Magnitudes below this are flushed to zero in the audio path. */
 #define DRSN_TINY 1e-30f
@@ -62,6 +62,10 @@ typedef struct {
    * sums of the pitch correlation, kept for the pitch filter. */
   fftwf_complex *pitch_spectrum; /**< [bins] */
   float *pitch_sums;             /**< [3][B] */
+  /* Hops still to come whose window contains a replaced (non-finite or
+   * clamped) sample of this channel. They keep the last gains and leave the
+   * running mean and the network state as they were before the bad input. */
+  uint32_t hold;
 } drsn_channel;
 
 struct drsn_engine {
@@ -91,11 +95,6 @@ struct drsn_engine {
 
   /* Streaming position and meters. */
   uint32_t fill; /**< samples of the current hop already received */
-  /* Hops still to come whose window contains a replaced (non-finite or
-   * clamped) sample. Such hops keep the last gains and leave the features'
-   * running mean and the networks' state untouched, so the state from
-   * before a burst of bad input is still there after it. */
-  uint32_t hold;
   uint64_t frames;
   float voice_probability;
   float reduction_db;
@@ -236,11 +235,14 @@ void drsn_engine_reset(drsn_engine *e)
     drsn_bands_reset_running_mean(&e->bands, e->running_mean[c]);
     memset(e->features[c], 0,
            (size_t)e->model->input_channels * e->model->band_count * sizeof(float));
-    memset(e->gains[c], 0, e->model->band_count * sizeof(float));
+    /* Unity gains until the network has run: hops held from the start pass
+     * the input through instead of attenuating it to the limit. */
+    for (uint32_t b = 0; b < e->model->band_count; b++)
+      e->gains[c][b] = 1.0f;
     e->voice[c] = 0.0f;
+    e->ch[c].hold = 0;
   }
   e->fill = 0;
-  e->hold = 0;
   e->frames = 0;
   e->voice_probability = 0.0f;
   e->reduction_db = 0.0f;
@@ -337,11 +339,20 @@ static void process_hop(drsn_engine *e)
 
   const uint32_t nets = e->linked ? 1 : C;
   /* Held hops keep the last gains and skip the pitch search, and with it
-   * the pitch filter. */
-  const int pitch_filter = e->model->pitch && e->hold == 0;
-  if (e->hold > 0) {
-    e->hold--;
-  } else if (e->linked) {
+   * the pitch filter. A linked network is held while any channel is. */
+  int held[DRSN_MAX_CHANNELS];
+  int any_held = 0;
+  for (uint32_t c = 0; c < C; c++) {
+    held[c] = e->ch[c].hold > 0;
+    any_held |= held[c];
+    if (held[c])
+      e->ch[c].hold--;
+  }
+  if (e->linked)
+    for (uint32_t c = 0; c < C; c++)
+      held[c] = any_held;
+
+  if (e->linked && !any_held) {
     for (uint32_t b = 0; b < B; b++) {
       float sum = 0.0f;
       for (uint32_t c = 0; c < C; c++)
@@ -359,8 +370,10 @@ static void process_hop(drsn_engine *e)
       drsn_pitch_finish(&e->pitch, B, C, e->features[0] + pitch_offset);
     }
     run_net(e, 0);
-  } else {
+  } else if (!e->linked) {
     for (uint32_t c = 0; c < C; c++) {
+      if (held[c])
+        continue;
       drsn_bands_features(&e->bands, e->ch[c].energy, e->running_mean[c],
                           e->features[c]);
       if (e->model->pitch) {
@@ -388,7 +401,7 @@ static void process_hop(drsn_engine *e)
         const float v = g[b] < 1.0f ? g[b] : 1.0f;
         e->limited[b] = v >= min_gain ? v : min_gain;
       }
-      if (pitch_filter)
+      if (e->model->pitch && !held[c])
         drsn_pitch_filter(&e->pitch, &e->bands, ch->pitch_sums, e->limited,
                           (const float *)ch->pitch_spectrum, ch->spectrum);
       drsn_bands_apply_gains(&e->bands, e->limited, ch->spectrum);
@@ -451,12 +464,10 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
 
     /* All inputs are read before any output is written: in[c] may be
      * out[c]. */
-    int replaced = 0;
     for (uint32_t c = 0; c < C; c++)
-      replaced |= take_input(e->ch[c].input + e->history + (W - hop) + e->fill,
-                             in[c] ? in[c] + done : NULL, n);
-    if (replaced)
-      e->hold = (W + hop - 1) / hop; /* hops whose window contains the sample */
+      if (take_input(e->ch[c].input + e->history + (W - hop) + e->fill,
+                     in[c] ? in[c] + done : NULL, n))
+        e->ch[c].hold = (W + hop - 1) / hop; /* hops whose window contains it */
     for (uint32_t c = 0; c < C; c++)
       if (out[c])
         memcpy(out[c] + done, e->ch[c].queue + e->fill, n * sizeof(float));

@@ -452,6 +452,55 @@ static void test_non_finite_input(void **state)
 
 /** Denormal input and decaying tails never leave denormals in the output,
  * and the caller's floating-point mode is restored. */
+static void test_bad_channel_held_alone(void **state)
+{
+  (void)state;
+  drsn_model *m = load_default();
+  const size_t n = 48000;
+  float *x = make_signal(n, 48000, 0.05f);
+  float *mono = malloc(n * sizeof(float));
+  float *nans = malloc(n * sizeof(float));
+  float *st[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+  for (size_t i = 0; i < n; i++)
+    nans[i] = NAN;
+
+  drsn_engine *e1 = make_engine(m, 48000, 1);
+  run_mono(e1, x, mono, n, 0);
+
+  /* Unlinked, a channel of NaN holds only its own network. */
+  float *in[2] = {x, nans};
+  drsn_engine *e2 = make_engine(m, 48000, 2);
+  drsn_engine_set_linked(e2, 0);
+  run(e2, 2, in, st, n, 512);
+  assert_memory_equal(mono, st[0], n * sizeof(float));
+  for (size_t i = 0; i < n; i++)
+    assert_true(st[1][i] == 0.0f);
+
+  /* A network held from the start keeps unity gains: a NaN in every hop's
+   * window leaves the other samples as they came in, delayed. */
+  float *sparse = malloc(n * sizeof(float));
+  memcpy(sparse, x, n * sizeof(float));
+  for (size_t i = 0; i < n; i += 480)
+    sparse[i] = NAN;
+  drsn_engine_reset(e1);
+  run_mono(e1, sparse, mono, n, 0);
+  const uint32_t L = drsn_engine_latency_samples(e1);
+  for (size_t i = L; i < n; i++) {
+    const float expected = (i - L) % 480 == 0 ? 0.0f : x[i - L];
+    assert_true(fabsf(mono[i] - expected) < 1e-5f);
+  }
+
+  free(sparse);
+  free(x);
+  free(mono);
+  free(nans);
+  free(st[0]);
+  free(st[1]);
+  drsn_engine_destroy(e1);
+  drsn_engine_destroy(e2);
+  drsn_model_free(m);
+}
+
 static void test_denormals(void **state)
 {
   (void)state;
@@ -701,6 +750,7 @@ int main(void)
       cmocka_unit_test(test_in_place),
       cmocka_unit_test(test_causality),
       cmocka_unit_test(test_non_finite_input),
+      cmocka_unit_test(test_bad_channel_held_alone),
       cmocka_unit_test(test_denormals),
       cmocka_unit_test(test_channels),
       cmocka_unit_test(test_reset_and_limit),
