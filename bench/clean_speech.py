@@ -24,6 +24,7 @@ import os
 import sys
 
 import numpy as np
+import soundfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 
@@ -42,6 +43,22 @@ def distinct_clean_clips(manifest_path):
             seen.add(real_path)
             clips.append(row["clean"])
     return clips
+
+
+def dithered_copy(clip_path, index, directory):
+    """Write a clip as 16-bit PCM with triangular dither and return the new path.
+
+    Real recordings have a noise floor where stored clips often have digital silence, so the
+    rounding and dither add one at about -96 dBFS. The dither is seeded by the index.
+    """
+    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    generator = np.random.default_rng(index)
+    noise = generator.uniform(-0.5, 0.5, samples.shape) + generator.uniform(-0.5, 0.5, samples.shape)
+    quantised = np.clip(np.round(samples * 32768.0 + noise), -32768, 32767).astype(np.int16)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+    soundfile.write(path, quantised, rate_hz, subtype="PCM_16")
+    return path
 
 
 def render(name, words, clip_path, out_path, read_mono):
@@ -128,6 +145,9 @@ def main(argv=None):
     parser.add_argument("--work-dir", required=True, metavar="DIR",
                         help="directory for the outputs, one folder per system")
     parser.add_argument("--json", metavar="FILE", help="write every clip's results here")
+    parser.add_argument("--dither", action="store_true",
+                        help="score 16-bit copies of the clips with triangular dither instead, "
+                        "a noise floor at about -96 dBFS in place of digital silence")
     arguments = parser.parse_args(argv)
     if not arguments.manifest and not arguments.onset_clip:
         parser.error("give --manifest, --onset-clip or both")
@@ -138,7 +158,13 @@ def main(argv=None):
         if len(set(names)) != len(names):
             raise evaluate.EvaluationError("two systems have the same name")
         clips = distinct_clean_clips(arguments.manifest) if arguments.manifest else []
-        results = [measure_system(name, words, clips, arguments.onset_clip, arguments.work_dir)
+        onset_clip = arguments.onset_clip
+        if arguments.dither:
+            dither_directory = os.path.join(arguments.work_dir, "dithered-input")
+            clips = [dithered_copy(clip, index, dither_directory) for index, clip in enumerate(clips)]
+            if onset_clip:
+                onset_clip = dithered_copy(onset_clip, len(clips), dither_directory)
+        results = [measure_system(name, words, clips, onset_clip, arguments.work_dir)
                    for name, words in systems]
     except (evaluate.EvaluationError, ValueError, OSError, RuntimeError) as error:
         print(f"clean_speech.py: {error}", file=sys.stderr)
