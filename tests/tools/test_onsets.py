@@ -111,15 +111,19 @@ class RendererOnsetTest(unittest.TestCase):
 
     def test_clean_speech_onsets_within_1_db(self):
         clean, rate_hz = onsets.read_mono(CLIP)
-        # The clip as stored (speech at an active level of -26 dBFS), and 14 dB quieter, at
-        # -40 dBFS, the quietest level of the training mixtures.
-        for gain_db in (0.0, -14.0):
-            with self.subTest(gain_db=gain_db), tempfile.TemporaryDirectory() as directory:
-                scaled = clean * 10 ** (gain_db / 20)
-                processed = self.render(directory, scaled, rate_hz, f"gain{gain_db:+.0f}")
+        # The clip as stored (active level -26 dBFS), 14 dB quieter (the quietest training level),
+        # and as 16-bit PCM with triangular dither, whose floor near -96 dBFS replaces the
+        # digital silence between its words, as in a real recording.
+        generator = np.random.default_rng(1)
+        dither = generator.uniform(-0.5, 0.5, len(clean)) + generator.uniform(-0.5, 0.5, len(clean))
+        dithered = np.clip(np.round(clean * 32768 + dither), -32768, 32767) / 32768
+        cases = {"+0 dB": clean, "-14 dB": clean * 10 ** (-14 / 20), "16-bit dither": dithered}
+        for case, scaled in cases.items():
+            with self.subTest(case=case), tempfile.TemporaryDirectory() as directory:
+                processed = self.render(directory, scaled, rate_hz, case.replace(" ", "-"))
                 rows = onsets.compare_onsets(scaled, processed, rate_hz)
                 worst = onsets.worst_onset(rows)
-                print(f"\nclip at {gain_db:+.0f} dB:")
+                print(f"\nclip at {case}:")
                 print(onsets.format_table(rows))
                 print(f"{len(rows)} onsets; worst difference {worst['difference_db']:+.2f} dB "
                       f"at {worst['time_s']:.2f} s")

@@ -27,7 +27,7 @@ from export import golden_signal, load_checkpoint  # noqa: E402
 
 RATE_HZ = 48000
 MODELS = {
-    "default": "models/checkpoints/default-s1.pt",
+    "default": "models/checkpoints/default-p1.pt",
     "low-latency": "models/checkpoints/low-latency-pfll1.pt",
 }
 # The two agree to about -120 dB; the bound leaves room for other FFT builds.
