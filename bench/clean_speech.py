@@ -61,6 +61,19 @@ def dithered_copy(clip_path, index, directory):
     return path
 
 
+def noise_first_copy(clip_path, seconds, directory):
+    """Write the clip after that many seconds of white noise at -30 dBFS.
+
+    Returns the new path and the number of noise samples in front of the speech.
+    """
+    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    noise = np.random.default_rng(0).standard_normal(int(round(seconds * rate_hz))) * 10 ** (-30 / 20)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"noise-first-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+    soundfile.write(path, np.concatenate([noise, samples]).astype(np.float32), rate_hz, subtype="FLOAT")
+    return path, len(noise)
+
+
 def render(name, words, clip_path, out_path, read_mono):
     """Run a system on a clip and return (clip samples, output samples, rate in Hz).
 
@@ -83,16 +96,19 @@ def clean_si_sdr(name, words, clip_path, out_path):
     return metrics.si_sdr(clip, processed)
 
 
-def onset_rows(name, words, clip_path, out_path):
-    """Run a system on the onset clip and return the rows of onsets.compare_onsets."""
+def onset_rows(name, words, clip_path, out_path, skip=0):
+    """Run a system on the onset clip and return the rows of onsets.compare_onsets.
+
+    The first skip samples (noise in front of the speech) are left out of the comparison.
+    """
     clip, processed, rate_hz = render(name, words, clip_path, out_path, onsets.read_mono)
-    rows = onsets.compare_onsets(clip, processed, rate_hz)
+    rows = onsets.compare_onsets(clip[skip:], processed[skip:], rate_hz)
     if not rows:
         raise evaluate.EvaluationError(f"no word onset found in {clip_path}")
     return rows
 
 
-def measure_system(name, words, clips, onset_clip, work_directory):
+def measure_system(name, words, clips, onset_clip, work_directory, onset_skip=0):
     """Return the clean-speech results of one system as a dictionary."""
     directory = os.path.join(work_directory, name)
     os.makedirs(directory, exist_ok=True)
@@ -105,7 +121,7 @@ def measure_system(name, words, clips, onset_clip, work_directory):
         )
     if onset_clip:
         out_path = os.path.join(directory, f"onsets-{os.path.basename(onset_clip)}")
-        result["onsets"] = onset_rows(name, words, onset_clip, out_path)
+        result["onsets"] = onset_rows(name, words, onset_clip, out_path, onset_skip)
     return result
 
 
@@ -148,6 +164,9 @@ def main(argv=None):
     parser.add_argument("--dither", action="store_true",
                         help="score 16-bit copies of the clips with triangular dither instead, "
                         "a noise floor at about -96 dBFS in place of digital silence")
+    parser.add_argument("--noise-before", type=float, default=0.0, metavar="SECONDS",
+                        help="put that many seconds of white noise at -30 dBFS in front of the "
+                        "onset clip and check the onsets of the speech after it")
     arguments = parser.parse_args(argv)
     if not arguments.manifest and not arguments.onset_clip:
         parser.error("give --manifest, --onset-clip or both")
@@ -164,7 +183,11 @@ def main(argv=None):
             clips = [dithered_copy(clip, index, dither_directory) for index, clip in enumerate(clips)]
             if onset_clip:
                 onset_clip = dithered_copy(onset_clip, len(clips), dither_directory)
-        results = [measure_system(name, words, clips, onset_clip, arguments.work_dir)
+        onset_skip = 0
+        if onset_clip and arguments.noise_before > 0:
+            onset_clip, onset_skip = noise_first_copy(
+                onset_clip, arguments.noise_before, os.path.join(arguments.work_dir, "noise-first-input"))
+        results = [measure_system(name, words, clips, onset_clip, arguments.work_dir, onset_skip)
                    for name, words in systems]
     except (evaluate.EvaluationError, ValueError, OSError, RuntimeError) as error:
         print(f"clean_speech.py: {error}", file=sys.stderr)
