@@ -110,7 +110,8 @@ def active_rms(x):
 
 
 class Mixer:
-    def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05):
+    def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05,
+                 floor_share=0.0):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
@@ -118,6 +119,9 @@ class Mixer:
         self.length = int(seconds * RATE_HZ)
         self.snr_range = snr_range
         self.clean_share = clean_share      # share of examples that are clean speech only
+        # Share of examples that get a white noise floor at -100 to -70 dBFS in both the input
+        # and the target, as a real recording has, so that the network learns to leave it.
+        self.floor_share = floor_share
 
     def speech_crop(self, rng):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth."""
@@ -216,7 +220,12 @@ class Mixer:
         if peak > 0.99:
             gain *= 0.99 / peak
         voiced = not noise_only
-        return (mix * gain).astype(np.float32), (speech * gain).astype(np.float32), loss_cutoff, voiced
+        mix, speech = mix * gain, speech * gain
+        # No draw at all without floors, so that runs without them keep their batches.
+        if self.floor_share > 0.0 and rng.random() < self.floor_share:
+            floor = rng.standard_normal(n) * 10 ** (rng.uniform(-100, -70) / 20)
+            mix, speech = mix + floor, speech + floor
+        return mix.astype(np.float32), speech.astype(np.float32), loss_cutoff, voiced
 
     def batch(self, rng, size):
         items = [self.example(rng) for _ in range(size)]
