@@ -414,6 +414,8 @@ static size_t process_all(char **inputs, size_t input_count, const char *single_
     progress_line line = {inputs[i], i, input_count, -1};
     options.progress_context = &line;
     char error[1024];
+    long long replaced = 0;
+    options.replaced_samples = &replaced;
     int status = render_file(inputs[i], out_path, &options, error, sizeof error);
     if (show) {
       clear_progress(&line);
@@ -423,6 +425,13 @@ static size_t process_all(char **inputs, size_t input_count, const char *single_
       failed++;
     } else if (stat(out_path, &written[written_count]) == 0) {
       written_count++;
+    }
+    if (status == 0 && replaced > 0) {
+      fprintf(stderr,
+              "%s: %s: warning: %lld samples were not finite or at least 1000 in "
+              "magnitude (60 dB above full scale) and were replaced; a float file "
+              "scaled like integers reads this way\n",
+              program_name, inputs[i], replaced);
     }
     free(out_path);
   }

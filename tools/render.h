@@ -41,6 +41,9 @@ typedef struct {
   size_t input_count;
   render_progress_fn progress;
   void *progress_context;
+  /** If not NULL, receives the number of input samples the engine replaced
+   * because they were not finite or at least 1000 in magnitude. */
+  long long *replaced_samples;
 } render_options;
 
 /**

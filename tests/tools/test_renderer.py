@@ -159,6 +159,23 @@ class AlignmentTest(unittest.TestCase):
         # A wrapped sample would flip sign next to a full-scale input sample.
         self.assertLess(np.max(np.abs(processed - original)), 1e-3)
 
+    def test_out_of_range_input_warns(self):
+        # A float file scaled like 16-bit integers: most samples exceed the clamp at 1000.
+        path = os.path.join(self.directory.name, "in_int_scale.wav")
+        rng = np.random.default_rng(2)
+        soundfile.write(path, rng.standard_normal(48000) * 8000, 48000, subtype="FLOAT")
+        out_path = path.replace("in_", "out_")
+        result = run(DRSN_DENOISE, "--force", "-q", path, out_path)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("warning:", result.stderr)
+        self.assertIn("were replaced", result.stderr)
+
+        quiet_path = os.path.join(self.directory.name, "in_normal.wav")
+        soundfile.write(quiet_path, rng.standard_normal(48000) * 0.1, 48000, subtype="FLOAT")
+        result = run(DRSN_DENOISE, "--force", "-q", quiet_path, quiet_path.replace("in_", "out_"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("warning:", result.stderr)
+
     def test_format_and_subtype_options(self):
         in_path, _, _ = self.write_input(48000, 1, "WAV")
         out_directory = os.path.join(self.directory.name, "converted")
