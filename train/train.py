@@ -297,6 +297,9 @@ def main():
     ap.add_argument("--floor-share", type=float, default=0.0,
                     help="share of training examples with a white noise floor at -100 to -70 dBFS "
                          "in both input and target, to keep clean speech that has one (default 0)")
+    ap.add_argument("--noise-stop-share", type=float, default=0.0,
+                    help="share of noisy training examples whose noise stops within the crop, "
+                         "to let speech through soon after noise ends (default 0)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -329,6 +332,8 @@ def main():
         sys.exit(f"train.py: invalid --clean-share {args.clean_share}: use a value from 0 to 0.95")
     if not 0.0 <= args.floor_share <= 1.0:
         sys.exit(f"train.py: invalid --floor-share {args.floor_share}: use a value from 0 to 1")
+    if not 0.0 <= args.noise_stop_share <= 1.0:
+        sys.exit(f"train.py: invalid --noise-stop-share {args.noise_stop_share}: use a value from 0 to 1")
     try:
         snr_range = tuple(float(v) for v in args.snr_range.split(","))
     except ValueError:
@@ -337,7 +342,8 @@ def main():
         sys.exit(f"train.py: invalid --snr-range {args.snr_range}: expected LOW,HIGH in dB, "
                  "for example --snr-range=-5,15")
     train_mix = Mixer(corpus, "train", seconds=args.seconds, snr_range=snr_range,
-                      clean_share=args.clean_share, floor_share=args.floor_share)
+                      clean_share=args.clean_share, floor_share=args.floor_share,
+                      noise_stop_share=args.noise_stop_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
 

@@ -109,9 +109,18 @@ def active_rms(x):
     return float(np.sqrt(np.mean(active)))
 
 
+def stop_envelope(n, stop, fade=960):
+    """Return n gains that are 1 up to stop and fall to 0 over fade samples after it."""
+    envelope = np.zeros(n, dtype=np.float32)
+    envelope[:stop] = 1.0
+    end = min(n, stop + fade)
+    envelope[stop:end] = np.linspace(1.0, 0.0, end - stop, endpoint=False)
+    return envelope
+
+
 class Mixer:
     def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05,
-                 floor_share=0.0):
+                 floor_share=0.0, noise_stop_share=0.0):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
@@ -122,6 +131,9 @@ class Mixer:
         # Share of examples that get a white noise floor at -100 to -70 dBFS in both the input
         # and the target, as a real recording has, so that the network learns to leave it.
         self.floor_share = floor_share
+        # Share of noisy examples whose noise stops within the crop, so that the network learns
+        # to let speech through soon after loud noise ends.
+        self.noise_stop_share = noise_stop_share
 
     def speech_crop(self, rng):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth."""
@@ -205,6 +217,9 @@ class Mixer:
         else:
             snr_db = rng.uniform(*self.snr_range)
             noise = noise * (s_rms / (n_rms + 1e-9) * 10 ** (-snr_db / 20))
+            # No draw at all without stops, so that runs without them keep their batches.
+            if self.noise_stop_share > 0.0 and rng.random() < self.noise_stop_share:
+                noise = noise * stop_envelope(n, int(rng.uniform(0.2, 0.8) * n))
 
         cutoff = RATE_HZ / 2
         if rng.random() < 0.1:                           # content of an 8 to 22.05 kHz host rate
