@@ -96,6 +96,7 @@ struct drsn_engine {
   /* Streaming position and meters. */
   uint32_t fill; /**< samples of the current hop already received */
   uint64_t frames;
+  uint64_t replaced; /**< input samples replaced since the last reset */
   float voice_probability;
   float reduction_db;
 };
@@ -244,6 +245,7 @@ void drsn_engine_reset(drsn_engine *e)
   }
   e->fill = 0;
   e->frames = 0;
+  e->replaced = 0;
   e->voice_probability = 0.0f;
   e->reduction_db = 0.0f;
 }
@@ -294,6 +296,11 @@ float drsn_engine_voice_probability(const drsn_engine *e)
 float drsn_engine_reduction_db(const drsn_engine *e)
 {
   return e ? e->reduction_db : 0.0f;
+}
+
+uint64_t drsn_engine_replaced_samples(const drsn_engine *e)
+{
+  return e ? e->replaced : 0;
 }
 
 /** Runs one network and keeps its outputs sane. */
@@ -424,15 +431,15 @@ static void process_hop(drsn_engine *e)
 }
 
 /** Copies input into the channel's window, replacing unusable samples.
- * Returns nonzero if it replaced a non-finite or out-of-range sample. */
-static int take_input(float *restrict dst, const float *restrict src,
-                      uint32_t n)
+ * Returns the number of non-finite or out-of-range samples it replaced. */
+static uint32_t take_input(float *restrict dst, const float *restrict src,
+                           uint32_t n)
 {
   if (!src) {
     memset(dst, 0, n * sizeof(float));
     return 0;
   }
-  int replaced = 0;
+  uint32_t replaced = 0;
   for (uint32_t i = 0; i < n; i++) {
     float v = src[i];
     const float mag = fabsf(v);
@@ -441,7 +448,7 @@ static int take_input(float *restrict dst, const float *restrict src,
       v = isfinite(v) ? copysignf(DRSN_MAX_INPUT, v) : 0.0f;
     else if (mag < DRSN_TINY)
       v = 0.0f;
-    replaced |= out_of_range;
+    replaced += (uint32_t)out_of_range;
     dst[i] = v;
   }
   return replaced;
@@ -464,10 +471,15 @@ void drsn_engine_process(drsn_engine *e, const float *const *in,
 
     /* All inputs are read before any output is written: in[c] may be
      * out[c]. */
-    for (uint32_t c = 0; c < C; c++)
-      if (take_input(e->ch[c].input + e->history + (W - hop) + e->fill,
-                     in[c] ? in[c] + done : NULL, n))
+    for (uint32_t c = 0; c < C; c++) {
+      const uint32_t replaced =
+          take_input(e->ch[c].input + e->history + (W - hop) + e->fill,
+                     in[c] ? in[c] + done : NULL, n);
+      if (replaced) {
+        e->replaced += replaced;
         e->ch[c].hold = (W + hop - 1) / hop; /* hops whose window contains it */
+      }
+    }
     for (uint32_t c = 0; c < C; c++)
       if (out[c])
         memcpy(out[c] + done, e->ch[c].queue + e->fill, n * sizeof(float));

@@ -376,8 +376,6 @@ typedef struct {
   float steps;
   sf_count_t frames_to_drop;
   sf_count_t frames_written;
-  /** Input samples the engine replaces: not finite, or beyond its clamp. */
-  long long replaced;
 } render_stream;
 
 /*
@@ -393,10 +391,6 @@ static int process_block(render_stream *stream, sf_count_t frames, int silent) {
     float *planar = buffers->planar_in[c];
     for (sf_count_t i = 0; i < frames; i++) {
       planar[i] = silent ? 0.0f : buffers->interleaved[i * channels + c];
-      /* 1000 is the engine's clamp (docs/design.md, Streaming); NaN fails too. */
-      if (!(fabsf(planar[i]) < 1000.0f)) {
-        stream->replaced++;
-      }
     }
   }
   drsn_engine_process(stream->engine, (const float *const *)buffers->planar_in,
@@ -439,7 +433,8 @@ static int run_engine(const input_file *input, SNDFILE *out, int out_subtype,
   }
 
   uint32_t latency = drsn_engine_latency_samples(engine);
-  render_stream stream = {engine, out, &buffers, integer_steps(out_subtype), latency, 0, 0};
+  render_stream stream = {engine, out, &buffers, integer_steps(out_subtype), latency, 0};
+  const uint64_t replaced_before = drsn_engine_replaced_samples(engine);
   sf_count_t expected_frames = input->info.frames;
   int show_progress =
       options->progress && expected_frames > 0 && expected_frames != SF_COUNT_MAX;
@@ -482,7 +477,7 @@ static int run_engine(const input_file *input, SNDFILE *out, int out_subtype,
   }
 
   if (options->replaced_samples) {
-    *options->replaced_samples = stream.replaced;
+    *options->replaced_samples = (long long)(drsn_engine_replaced_samples(engine) - replaced_before);
   }
   free_buffers(&buffers);
   return status;

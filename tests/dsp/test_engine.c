@@ -404,7 +404,9 @@ static void test_non_finite_input(void **state)
   run_mono(e, clean, y_clean, n, 0);
   drsn_engine_reset(e);
   run_mono(e, bad, y_bad, n, 333);
+  assert_int_equal(drsn_engine_replaced_samples(e), bad_end - bad_start);
   drsn_engine_reset(e);
+  assert_int_equal(drsn_engine_replaced_samples(e), 0);
   run_mono(e, zeroed, y_zeroed, n, 0);
 
   for (size_t i = 0; i < n; i++)
