@@ -162,8 +162,9 @@ float drsn_engine_voice_probability(const drsn_engine *engine);
 float drsn_engine_reduction_db(const drsn_engine *engine);
 
 /**
- * Returns the number of input samples replaced since creation or the last reset, because
- * they were not finite or at least 1000 in magnitude. Real-time safe.
+ * Returns the number of input samples replaced since creation or the last
+ * reset, because they were not finite or at least 1000 in magnitude.
+ * Real-time safe.
  */
 uint64_t drsn_engine_replaced_samples(const drsn_engine *engine);
 
