@@ -120,7 +120,7 @@ def stop_envelope(n, stop, fade=960):
 
 class Mixer:
     def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05,
-                 floor_share=0.0, noise_stop_share=0.0):
+                 floor_share=0.0, noise_stop_share=0.0, noise_lead_share=0.0):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
@@ -134,6 +134,9 @@ class Mixer:
         # Share of noisy examples whose noise stops within the crop, so that the network learns
         # to let speech through soon after loud noise ends.
         self.noise_stop_share = noise_stop_share
+        # Share of those whose speech starts only after the noise has stopped, as when a talker
+        # starts after a noisy stretch with nobody speaking.
+        self.noise_lead_share = noise_lead_share
 
     def speech_crop(self, rng):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth."""
@@ -219,7 +222,12 @@ class Mixer:
             noise = noise * (s_rms / (n_rms + 1e-9) * 10 ** (-snr_db / 20))
             # No draw at all without stops, so that runs without them keep their batches.
             if self.noise_stop_share > 0.0 and rng.random() < self.noise_stop_share:
-                noise = noise * stop_envelope(n, int(rng.uniform(0.2, 0.8) * n))
+                stop = int(rng.uniform(0.2, 0.8) * n)
+                noise = noise * stop_envelope(n, stop)
+                # Again no draw without leads, so that runs with stops alone keep their batches.
+                if self.noise_lead_share > 0.0 and rng.random() < self.noise_lead_share:
+                    start = min(n, stop + int(rng.uniform(0.0, 0.5) * RATE_HZ))
+                    speech = speech * (1.0 - stop_envelope(n, start, fade=480))
 
         cutoff = RATE_HZ / 2
         if rng.random() < 0.1:                           # content of an 8 to 22.05 kHz host rate
