@@ -45,13 +45,24 @@ def distinct_clean_clips(manifest_path):
     return clips
 
 
-def dithered_copy(clip_path, index, directory):
+def offset_copy(clip_path, index, directory, offset):
+    """Write a clip as 32-bit float with offset added to every sample and return the new path."""
+    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+    soundfile.write(path, (samples + offset).astype(np.float32), rate_hz, subtype="FLOAT")
+    return path
+
+
+def dithered_copy(clip_path, index, directory, offset=0.0):
     """Write a clip as 16-bit PCM with triangular dither and return the new path.
 
     Real recordings have a noise floor where stored clips often have digital silence, so the
-    rounding and dither add one at about -96 dBFS. The dither is seeded by the index.
+    rounding and dither add one at about -96 dBFS. The dither is seeded by the index. The
+    offset, in full-scale units, is added before the rounding.
     """
     samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    samples = samples + offset
     generator = np.random.default_rng(index)
     noise = generator.uniform(-0.5, 0.5, samples.shape) + generator.uniform(-0.5, 0.5, samples.shape)
     quantised = np.clip(np.round(samples * 32768.0 + noise), -32768, 32767).astype(np.int16)
@@ -164,12 +175,17 @@ def main(argv=None):
     parser.add_argument("--dither", action="store_true",
                         help="score 16-bit copies of the clips with triangular dither instead, "
                         "a noise floor at about -96 dBFS in place of digital silence")
+    parser.add_argument("--dc-offset", type=float, default=0.0, metavar="VALUE",
+                        help="add this DC offset (full scale is 1) to every clip, as a cheap "
+                        "interface does; the output is scored against the clip with the offset")
     parser.add_argument("--noise-before", type=float, default=0.0, metavar="SECONDS",
                         help="put that many seconds of white noise at -30 dBFS in front of the "
                         "onset clip and check the onsets of the speech after it")
     arguments = parser.parse_args(argv)
     if not arguments.manifest and not arguments.onset_clip:
         parser.error("give --manifest, --onset-clip or both")
+    if not abs(arguments.dc_offset) < 1.0:
+        parser.error(f"invalid --dc-offset {arguments.dc_offset}: use a value between -1 and 1")
 
     try:
         systems = [evaluate.parse_system(text) for text in arguments.system]
@@ -178,11 +194,18 @@ def main(argv=None):
             raise evaluate.EvaluationError("two systems have the same name")
         clips = distinct_clean_clips(arguments.manifest) if arguments.manifest else []
         onset_clip = arguments.onset_clip
+        offset = arguments.dc_offset
         if arguments.dither:
             dither_directory = os.path.join(arguments.work_dir, "dithered-input")
-            clips = [dithered_copy(clip, index, dither_directory) for index, clip in enumerate(clips)]
+            clips = [dithered_copy(clip, index, dither_directory, offset)
+                     for index, clip in enumerate(clips)]
             if onset_clip:
-                onset_clip = dithered_copy(onset_clip, len(clips), dither_directory)
+                onset_clip = dithered_copy(onset_clip, len(clips), dither_directory, offset)
+        elif offset != 0.0:
+            offset_directory = os.path.join(arguments.work_dir, "offset-input")
+            clips = [offset_copy(clip, index, offset_directory, offset) for index, clip in enumerate(clips)]
+            if onset_clip:
+                onset_clip = offset_copy(onset_clip, len(clips), offset_directory, offset)
         onset_skip = 0
         if onset_clip and arguments.noise_before > 0:
             onset_clip, onset_skip = noise_first_copy(

@@ -21,6 +21,9 @@
 #define DRSN_MAX_INPUT 1000.0f
 /* Magnitudes below this are flushed to zero in the audio path. */
 #define DRSN_TINY 1e-30f
+/* Hops over which the DC offset estimate averages: about 1 s at every rate.
+ * train/drsn/model.py (dc_offsets) has the same constant. */
+#define DRSN_DC_HOPS 100u
 
 /** Turns on flush-to-zero (and denormals-are-zero) and returns the old
  * floating-point control state. */
@@ -66,6 +69,13 @@ typedef struct {
    * clamped) sample of this channel. They keep the last gains and leave the
    * running mean and the network state as they were before the bad input. */
   uint32_t hold;
+  /* DC offset estimate, subtracted from the samples of each hop, and the
+   * number of hops it averages (up to DRSN_DC_HOPS). dc_sent keeps the
+   * estimates of the last hops, indexed by hop count modulo the overlap, to
+   * add back to the output that comes from them. */
+  double dc;
+  uint32_t dc_hops;
+  float dc_sent[DRSN_MODEL_MAX_OVERLAP];
 } drsn_channel;
 
 struct drsn_engine {
@@ -242,6 +252,9 @@ void drsn_engine_reset(drsn_engine *e)
       e->gains[c][b] = 1.0f;
     e->voice[c] = 0.0f;
     e->ch[c].hold = 0;
+    e->ch[c].dc = 0.0;
+    e->ch[c].dc_hops = 0;
+    memset(e->ch[c].dc_sent, 0, sizeof e->ch[c].dc_sent);
   }
   e->fill = 0;
   e->frames = 0;
@@ -331,12 +344,49 @@ static void pitch_accumulate(drsn_engine *e, uint32_t c)
                         e->ch[c].pitch_spectrum, e->ch[c].pitch_sums);
 }
 
+/** Moves the channel's DC offset estimate towards the mean of the newest
+ * hop, subtracts it from the hop's samples and records it as entry slot of
+ * dc_sent. A channel whose window contains a replaced sample keeps its
+ * estimate. A hop of digital silence has no offset: it clears the estimate,
+ * so that silence in gives silence out. */
+static void track_dc(drsn_channel *ch, float *samples, uint32_t hop,
+                     uint32_t slot)
+{
+  if (ch->hold == 0) {
+    double sum = 0.0;
+    int silent = 1;
+    for (uint32_t i = 0; i < hop; i++) {
+      sum += samples[i];
+      silent &= samples[i] == 0.0f;
+    }
+    if (silent) {
+      ch->dc = 0.0;
+      ch->dc_hops = 0;
+    } else {
+      if (ch->dc_hops < DRSN_DC_HOPS)
+        ch->dc_hops++;
+      ch->dc += (sum / (double)hop - ch->dc) / (double)ch->dc_hops;
+      if (fabs(ch->dc) < DRSN_TINY)
+        ch->dc = 0.0;
+    }
+  }
+  const float dc = (float)ch->dc;
+  for (uint32_t i = 0; i < hop; i++)
+    samples[i] -= dc;
+  ch->dc_sent[slot] = dc;
+}
+
 /** Analyses the last window, runs the network and emits one hop. */
 static void process_hop(drsn_engine *e)
 {
   const uint32_t C = e->channels, B = e->model->band_count;
   const uint32_t W = e->stft.window, hop = e->stft.hop;
   const uint32_t pitch_offset = (e->model->input_channels - 1) * B;
+  const uint32_t overlap = W / hop;
+
+  for (uint32_t c = 0; c < C; c++)
+    track_dc(&e->ch[c], e->ch[c].input + e->history + (W - hop), hop,
+             e->frames % overlap);
 
   for (uint32_t c = 0; c < C; c++) {
     drsn_channel *ch = &e->ch[c];
@@ -420,7 +470,11 @@ static void process_hop(drsn_engine *e)
       voice_sum += e->voice[n];
 
     drsn_stft_synthesise(&e->stft, ch->spectrum, ch->ola);
-    memcpy(ch->queue, ch->ola, hop * sizeof(float));
+    /* The next hop of output comes from the input hop overlap - 1 hops
+     * back: give it back the offset taken from that hop. */
+    const float dc = ch->dc_sent[(e->frames + 1) % overlap];
+    for (uint32_t i = 0; i < hop; i++)
+      ch->queue[i] = ch->ola[i] + dc;
     memmove(ch->ola, ch->ola + hop, (W - hop) * sizeof(float));
     memset(ch->ola + (W - hop), 0, hop * sizeof(float));
   }

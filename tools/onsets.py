@@ -11,7 +11,8 @@ Onsets are found in the clean input with a frame-energy rule:
    100 ms has no onset.
 
 For each onset the energy of the 50 ms of the input and of the processed signal that start at
-the onset frame's first sample is compared in dB. The processed signal must be sample-aligned
+the onset frame's first sample is compared in dB. Each signal loses its mean first, so that a
+DC offset counts neither in the onsets nor in their energy. The processed signal must be sample-aligned
 with the input, as the drsn-denoise renderer writes it. Run as a program, it prints a table of
 the onsets and the worst difference:
 
@@ -83,6 +84,8 @@ def compare_onsets(clean, processed, rate_hz, window_seconds=WINDOW_SECONDS, **o
     if clean.shape != processed.shape or clean.ndim != 1:
         raise ValueError(f"expected two mono signals of equal length, got shapes {clean.shape} "
                          f"and {processed.shape}")
+    clean = clean - np.mean(clean)
+    processed = processed - np.mean(processed)
     window = int(round(window_seconds * rate_hz))
     rows = []
     for start in find_onsets(clean, rate_hz, **onset_options):

@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 import metrics  # noqa: E402
+from drsn.model import dc_offsets  # noqa: E402
 from export import load_checkpoint  # noqa: E402
 from train import overlap_add  # noqa: E402
 
@@ -45,11 +46,12 @@ def padded(model, x):
 
 @torch.no_grad()
 def network_gains(model, x, limit_db):
-    """Run the model on the samples x (numpy), padded(). Returns the padded waveform, its
-    spectrum, pitch spectrum and pitch sums (None without the pitch input) and the gains
-    [1, frames, bands], limited to -limit_db."""
+    """Run the model on the samples x (numpy), padded() and without the engine's DC offset
+    estimate (dc_offsets). Returns that waveform, its spectrum, pitch spectrum and pitch sums
+    (None without the pitch input) and the gains [1, frames, bands], limited to -limit_db."""
     cfg = model.cfg
     t = padded(model, x)
+    t = t - dc_offsets(t, cfg.hop_samples)
     spec = model.stft(t)
     p = sums = None
     if cfg.pitch:
@@ -70,8 +72,10 @@ def resynthesise(model, spec, length):
 
 @torch.no_grad()
 def denoise(model, x, limit_db):
+    """Return the samples x (numpy) denoised as the C engine does, aligned with x."""
     _t, spec, p, sums, gains = network_gains(model, x, limit_db)
-    return resynthesise(model, model.enhance(spec, gains, p, sums), len(x))
+    offsets = dc_offsets(padded(model, x), model.cfg.hop_samples)[0, : len(x)].numpy()
+    return resynthesise(model, model.enhance(spec, gains, p, sums), len(x)) + offsets
 
 
 def checkpoint_arguments(description):

@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def golden_signal(rate_hz, frames, hop):
-    """Return a deterministic mix of a gliding harmonic tone, noise bursts and a click."""
+    """Return a deterministic mix of a gliding harmonic tone, noise bursts and a click, with a
+    DC offset."""
     rng = np.random.default_rng(1234)
     n = frames * hop
     t = np.arange(n) / rate_hz
@@ -33,6 +34,7 @@ def golden_signal(rate_hz, frames, hop):
     noise = rng.standard_normal(n) * 0.02
     x = voiced * envelope + noise
     x[n // 3] += 0.8
+    x += 0.01
     return x.astype(np.float32)
 
 

@@ -629,6 +629,48 @@ static void test_reset_and_limit(void **state)
   drsn_model_free(m);
 }
 
+/** A DC offset in the input passes to the output unchanged, after the
+ * latency, and changes nothing else because the network never receives it. */
+static void test_dc_offset_passes(void **state)
+{
+  (void)state;
+  drsn_model *m = load_default();
+  const size_t n = 72000;
+  static const float offsets[] = {0.05f, -0.002f};
+  float *x = make_signal(n, 48000, 0.05f);
+  float *shifted = malloc(n * sizeof(float));
+  float *y0 = malloc(n * sizeof(float));
+  float *y1 = malloc(n * sizeof(float));
+  assert_non_null(shifted);
+  assert_non_null(y0);
+  assert_non_null(y1);
+  drsn_engine *e = make_engine(m, 48000, 1);
+  const uint32_t L = drsn_engine_latency_samples(e);
+  run_mono(e, x, y0, n, 0);
+  for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
+    for (size_t i = 0; i < n; i++)
+      shifted[i] = x[i] + offsets[k];
+    drsn_engine_reset(e);
+    run_mono(e, shifted, y1, n, 700);
+    double max_err = 0.0;
+    for (size_t i = 0; i < n; i++) {
+      const double want = (double)y0[i] + (i >= L ? offsets[k] : 0.0f);
+      const double d = fabs((double)y1[i] - want);
+      if (d > max_err)
+        max_err = d;
+    }
+    if (max_err >= 1e-4)
+      print_error("offset %g: max error %g\n", offsets[k], max_err);
+    assert_true(max_err < 1e-4);
+  }
+  free(x);
+  free(shifted);
+  free(y0);
+  free(y1);
+  drsn_engine_destroy(e);
+  drsn_model_free(m);
+}
+
 /** Band weights add up to 1 in every bin and follow design.md's rules. */
 static void test_band_weights(void **state)
 {
@@ -756,6 +798,7 @@ int main(void)
       cmocka_unit_test(test_denormals),
       cmocka_unit_test(test_channels),
       cmocka_unit_test(test_reset_and_limit),
+      cmocka_unit_test(test_dc_offset_passes),
       cmocka_unit_test(test_band_weights),
       cmocka_unit_test(test_features_rate_independent),
       cmocka_unit_test(test_concurrent_create),

@@ -27,6 +27,8 @@ PITCH_MIN_ENERGY_RATIO = 1e-6
 # Pitch filter: floors of the squared strength and of the band energies it divides by.
 PITCH_FILTER_FLOOR = 1e-12
 PITCH_FILTER_EPSILON = 1e-8
+# Hops over which the C engine's estimate of the input's DC offset averages (about 1 s).
+DC_HOPS = 100
 # The DRSN keyword arguments of the network the model file and the C engine implement; any
 # other value is an ablation variant.
 FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
@@ -96,6 +98,30 @@ def band_weights(centres_hz, window, rate_hz):
             w[b, k] = 1.0 - t
             w[b + 1, k] = t
     return w.float()
+
+
+def dc_offsets(x, hop):
+    """Return the DC offset that the C engine subtracts from each sample of x [N, samples].
+
+    The engine removes a running estimate of the offset before the analysis and adds it back
+    to the output, so that an offset neither reaches the features nor leaves with the gains of
+    the lowest band. The estimate is constant within each hop: the mean of that hop and the
+    ones before it, at most the last DC_HOPS of them, the older ones fading out (the engine's
+    track_dc). A hop of digital silence clears the estimate and the count of hops behind it."""
+    n = x.shape[1]
+    hops = -(-n // hop)
+    padded = F.pad(x.double(), (0, hops * hop - n)).reshape(x.shape[0], hops, hop)
+    means = padded.mean(dim=2)
+    silent = (padded == 0).all(dim=2)
+    offsets = torch.zeros_like(means)
+    estimate = torch.zeros_like(means[:, 0])
+    count = torch.zeros_like(means[:, 0])
+    for k in range(hops):
+        count = torch.where(silent[:, k], torch.zeros_like(count), (count + 1).clamp(max=DC_HOPS))
+        estimate = torch.where(silent[:, k], torch.zeros_like(estimate),
+                               estimate + (means[:, k] - estimate) / count.clamp(min=1))
+        offsets[:, k] = estimate
+    return offsets.float().repeat_interleave(hop, dim=1)[:, :n]
 
 
 def sqrt_hann(window):

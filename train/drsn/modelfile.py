@@ -6,6 +6,8 @@ import zlib
 import numpy as np
 import torch
 
+from .model import dc_offsets
+
 MODEL_MAGIC = b"DRSNMODL"
 MODEL_VERSION = 3     # versions 1 and 2, without the later header fields, are still read
 GOLDEN_MAGIC = b"DRSNGOLD"
@@ -54,7 +56,9 @@ def write_golden(path, model, signal):
     cfg = model.cfg
     model.eval()
     x = torch.as_tensor(signal, dtype=torch.float32).reshape(1, -1)
-    feat = model.features(model.stft(x), x)
+    # The engine analyses the input without its running DC offset estimate.
+    xd = x - dc_offsets(x, cfg.hop_samples)
+    feat = model.features(model.stft(xd), xd)
     trace = []
     gains, voice = model.network(feat, trace)
     frames = feat.shape[2]
