@@ -21,9 +21,12 @@
 #define DRSN_MAX_INPUT 1000.0f
 /* Magnitudes below this are flushed to zero in the audio path. */
 #define DRSN_TINY 1e-30f
-/* Hops over which the DC offset estimate averages: about 1 s at every rate.
- * train/drsn/model.py (dc_offsets) has the same constant. */
+/* Hops over which the DC offset estimate averages (1 s with 10 ms hops),
+ * and the shortest run of zero samples that counts as digital silence,
+ * which has no offset. train/drsn/model.py (dc_offsets) has the same
+ * constants. */
 #define DRSN_DC_HOPS 100u
+#define DRSN_DC_SILENT_RUN 32u
 
 /** Turns on flush-to-zero (and denormals-are-zero) and returns the old
  * floating-point control state. */
@@ -69,13 +72,16 @@ typedef struct {
    * clamped) sample of this channel. They keep the last gains and leave the
    * running mean and the network state as they were before the bad input. */
   uint32_t hold;
-  /* DC offset estimate, subtracted from the samples of each hop, and the
-   * number of hops it averages (up to DRSN_DC_HOPS). dc_sent keeps the
-   * estimates of the last hops, indexed by hop count modulo the overlap, to
-   * add back to the output that comes from them. */
+  /* DC offset estimate, subtracted from the samples of each hop that are
+   * not digital silence, and the number of hops it averages (up to
+   * DRSN_DC_HOPS). dc_sent keeps what was subtracted from each sample of the
+   * last window, hop by hop (indexed by hop count modulo the overlap), to
+   * add back to the output that comes from it. dc_zero_run counts the zero
+   * samples that end the last hop. */
   double dc;
   uint32_t dc_hops;
-  float dc_sent[DRSN_MODEL_MAX_OVERLAP];
+  uint32_t dc_zero_run;
+  float *dc_sent; /**< [window] */
 } drsn_channel;
 
 struct drsn_engine {
@@ -96,6 +102,7 @@ struct drsn_engine {
   float *gains[DRSN_MAX_CHANNELS];    /**< [B] raw sigmoid gains per net */
   float voice[DRSN_MAX_CHANNELS];
   float *limited;     /**< [B] gains after the reduction limit */
+  unsigned char *silent; /**< [hop] digital silence marks of track_dc */
   float *energy_mean; /**< [B] linked mode */
 
   /* Controls, written by the setters. */
@@ -116,6 +123,7 @@ static void channel_free(drsn_channel *c)
   fftwf_free(c->input);
   fftwf_free(c->ola);
   fftwf_free(c->queue);
+  free(c->dc_sent);
   fftwf_free(c->spectrum);
   free(c->energy);
   fftwf_free(c->pitch_spectrum);
@@ -135,6 +143,7 @@ void drsn_engine_destroy(drsn_engine *e)
     free(e->gains[c]);
   }
   free(e->limited);
+  free(e->silent);
   free(e->energy_mean);
   drsn_pitch_free(&e->pitch);
   drsn_bands_free(&e->bands);
@@ -195,6 +204,7 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     ch->input = fftwf_malloc((e->history + W) * sizeof(float));
     ch->ola = fftwf_malloc(W * sizeof(float));
     ch->queue = fftwf_malloc(hop * sizeof(float));
+    ch->dc_sent = calloc(W, sizeof(float));
     ch->spectrum = fftwf_malloc(e->stft.bins * sizeof(fftwf_complex));
     ch->energy = calloc(B, sizeof(float));
     if (model->pitch) {
@@ -205,7 +215,8 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     e->features[c] = calloc((size_t)model->input_channels * B, sizeof(float));
     e->running_mean[c] = calloc(B, sizeof(float));
     e->gains[c] = calloc(B, sizeof(float));
-    ok = ok && ch->input && ch->ola && ch->queue && ch->spectrum && ch->energy &&
+    ok = ok && ch->input && ch->ola && ch->queue && ch->dc_sent &&
+         ch->spectrum && ch->energy &&
          e->features[c] && e->running_mean[c] && e->gains[c];
     if (ok) {
       status = drsn_net_create(model, &e->nets[c], err);
@@ -216,8 +227,9 @@ drsn_status drsn_engine_create(const drsn_model *model, double sample_rate_hz,
     }
   }
   e->limited = calloc(B, sizeof(float));
+  e->silent = calloc(hop, 1);
   e->energy_mean = calloc(B, sizeof(float));
-  if (!ok || !e->limited || !e->energy_mean) {
+  if (!ok || !e->limited || !e->silent || !e->energy_mean) {
     drsn_engine_destroy(e);
     return drsn_error_set(err, DRSN_ERR_NO_MEMORY,
                           "engine: out of memory for %u channels of %u "
@@ -254,7 +266,8 @@ void drsn_engine_reset(drsn_engine *e)
     e->ch[c].hold = 0;
     e->ch[c].dc = 0.0;
     e->ch[c].dc_hops = 0;
-    memset(e->ch[c].dc_sent, 0, sizeof e->ch[c].dc_sent);
+    e->ch[c].dc_zero_run = 0;
+    memset(e->ch[c].dc_sent, 0, W * sizeof(float));
   }
   e->fill = 0;
   e->frames = 0;
@@ -344,36 +357,70 @@ static void pitch_accumulate(drsn_engine *e, uint32_t c)
                         e->ch[c].pitch_spectrum, e->ch[c].pitch_sums);
 }
 
-/** Moves the channel's DC offset estimate towards the mean of the newest
- * hop, subtracts it from the hop's samples and records it as entry slot of
- * dc_sent. A channel whose window contains a replaced sample keeps its
- * estimate. A hop of digital silence has no offset: it clears the estimate,
- * so that silence in gives silence out. */
-static void track_dc(drsn_channel *ch, float *samples, uint32_t hop,
-                     uint32_t slot)
+/** Marks in silent[] the samples of the newest hop that are digital
+ * silence: zeros in a run of at least DRSN_DC_SILENT_RUN, counting the zeros
+ * that ended the last hop, or in a run that reaches the end of the hop.
+ * Returns how many samples are not silent. */
+static uint32_t mark_silence(drsn_channel *ch, const float *samples,
+                             uint32_t hop, unsigned char *silent)
 {
-  if (ch->hold == 0) {
-    double sum = 0.0;
-    int silent = 1;
-    for (uint32_t i = 0; i < hop; i++) {
-      sum += samples[i];
-      silent &= samples[i] == 0.0f;
+  uint32_t sound = 0;
+  uint32_t i = 0;
+  while (i < hop) {
+    if (samples[i] != 0.0f) {
+      silent[i++] = 0;
+      sound++;
+      continue;
     }
-    if (silent) {
+    const uint32_t start = i;
+    uint32_t end = start;
+    while (end < hop && samples[end] == 0.0f)
+      end++;
+    const uint32_t run = end - start + (start == 0 ? ch->dc_zero_run : 0);
+    const unsigned char mark = run >= DRSN_DC_SILENT_RUN || end == hop;
+    for (i = start; i < end; i++)
+      silent[i] = mark;
+    if (!mark)
+      sound += end - start;
+  }
+  /* The zeros that end this hop, for the run test of the next one. */
+  uint32_t tail = 0;
+  while (tail < hop && samples[hop - 1 - tail] == 0.0f)
+    tail++;
+  ch->dc_zero_run = tail == hop ? ch->dc_zero_run + hop : tail;
+  return sound;
+}
+
+/** Moves the channel's DC offset estimate towards the mean of the newest
+ * hop's samples that are not digital silence, subtracts it from those
+ * samples and records what each sample lost in the hop's part of dc_sent.
+ * A hop of digital silence has no offset and clears the estimate, so that
+ * silence in gives silence out. A channel whose window contains a replaced
+ * sample keeps its estimate. */
+static void track_dc(drsn_channel *ch, float *samples, uint32_t hop,
+                     float *sent, unsigned char *silent)
+{
+  const uint32_t sound = mark_silence(ch, samples, hop, silent);
+  if (ch->hold == 0) {
+    if (sound == 0) {
       ch->dc = 0.0;
       ch->dc_hops = 0;
     } else {
+      double sum = 0.0;
+      for (uint32_t i = 0; i < hop; i++)
+        sum += silent[i] ? 0.0 : (double)samples[i];
       if (ch->dc_hops < DRSN_DC_HOPS)
         ch->dc_hops++;
-      ch->dc += (sum / (double)hop - ch->dc) / (double)ch->dc_hops;
+      ch->dc += (sum / (double)sound - ch->dc) / (double)ch->dc_hops;
       if (fabs(ch->dc) < DRSN_TINY)
         ch->dc = 0.0;
     }
   }
   const float dc = (float)ch->dc;
-  for (uint32_t i = 0; i < hop; i++)
-    samples[i] -= dc;
-  ch->dc_sent[slot] = dc;
+  for (uint32_t i = 0; i < hop; i++) {
+    sent[i] = silent[i] ? 0.0f : dc;
+    samples[i] -= sent[i];
+  }
 }
 
 /** Analyses the last window, runs the network and emits one hop. */
@@ -386,7 +433,7 @@ static void process_hop(drsn_engine *e)
 
   for (uint32_t c = 0; c < C; c++)
     track_dc(&e->ch[c], e->ch[c].input + e->history + (W - hop), hop,
-             e->frames % overlap);
+             e->ch[c].dc_sent + (e->frames % overlap) * hop, e->silent);
 
   for (uint32_t c = 0; c < C; c++) {
     drsn_channel *ch = &e->ch[c];
@@ -472,9 +519,9 @@ static void process_hop(drsn_engine *e)
     drsn_stft_synthesise(&e->stft, ch->spectrum, ch->ola);
     /* The next hop of output comes from the input hop overlap - 1 hops
      * back: give it back the offset taken from that hop. */
-    const float dc = ch->dc_sent[(e->frames + 1) % overlap];
+    const float *dc = ch->dc_sent + ((e->frames + 1) % overlap) * hop;
     for (uint32_t i = 0; i < hop; i++)
-      ch->queue[i] = ch->ola[i] + dc;
+      ch->queue[i] = ch->ola[i] + dc[i];
     memmove(ch->ola, ch->ola + hop, (W - hop) * sizeof(float));
     memset(ch->ola + (W - hop), 0, hop * sizeof(float));
   }

@@ -23,7 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def golden_signal(rate_hz, frames, hop):
     """Return a deterministic mix of a gliding harmonic tone, noise bursts and a click, with a
-    DC offset."""
+    DC offset, a gap of digital silence that starts and ends within hops, and a run of zeros too
+    short to count as silence."""
     rng = np.random.default_rng(1234)
     n = frames * hop
     t = np.arange(n) / rate_hz
@@ -35,6 +36,8 @@ def golden_signal(rate_hz, frames, hop):
     x = voiced * envelope + noise
     x[n // 3] += 0.8
     x += 0.01
+    x[n // 2 + 123:n // 2 + 7 * hop + 45] = 0.0
+    x[3 * n // 4 + 7:3 * n // 4 + 17] = 0.0
     return x.astype(np.float32)
 
 

@@ -6,6 +6,7 @@ to within 1e-4 of each other.
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,8 +28,12 @@ PITCH_MIN_ENERGY_RATIO = 1e-6
 # Pitch filter: floors of the squared strength and of the band energies it divides by.
 PITCH_FILTER_FLOOR = 1e-12
 PITCH_FILTER_EPSILON = 1e-8
-# Hops over which the C engine's estimate of the input's DC offset averages (about 1 s).
+# Hops over which the C engine's estimate of the input's DC offset averages (1 s with 10 ms
+# hops), and the shortest run of zero samples that counts as digital silence, which has none.
 DC_HOPS = 100
+DC_SILENT_RUN = 32
+# Magnitudes below this are zero to the engine (DRSN_TINY).
+TINY = 1e-30
 # The DRSN keyword arguments of the network the model file and the C engine implement; any
 # other value is an ablation variant.
 FULL_NETWORK = {"shrink": True, "shared_threshold": False, "pooled_state": False}
@@ -105,23 +110,51 @@ def dc_offsets(x, hop):
 
     The engine removes a running estimate of the offset before the analysis and adds it back
     to the output, so that an offset neither reaches the features nor leaves with the gains of
-    the lowest band. The estimate is constant within each hop: the mean of that hop and the
-    ones before it, at most the last DC_HOPS of them, the older ones fading out (the engine's
-    track_dc). A hop of digital silence clears the estimate and the count of hops behind it."""
-    n = x.shape[1]
+    the lowest band (docs/design.md, DC offset). Zeros in a run of DC_SILENT_RUN or more, or in
+    a run that reaches the end of its hop, are digital silence: they keep their value and do
+    not count in the estimate. The other samples of a hop lose the same estimate: the mean of
+    their values in that hop and the hops before it, at most the last DC_HOPS of them, the older
+    ones fading out. A hop of nothing but silence clears the estimate and the count of hops
+    behind it."""
+    rows = []
+    for row in x.detach().double().cpu().numpy():
+        rows.append(_dc_offsets_row(row, hop))
+    return torch.from_numpy(np.stack(rows)).float()
+
+
+def _dc_offsets_row(x, hop):
+    """dc_offsets() for one signal, a float64 numpy array."""
+    n = len(x)
     hops = -(-n // hop)
-    padded = F.pad(x.double(), (0, hops * hop - n)).reshape(x.shape[0], hops, hop)
-    means = padded.mean(dim=2)
-    silent = (padded == 0).all(dim=2)
-    offsets = torch.zeros_like(means)
-    estimate = torch.zeros_like(means[:, 0])
-    count = torch.zeros_like(means[:, 0])
+    x = np.concatenate([np.where(np.abs(x) < TINY, 0.0, x), np.zeros(hops * hop - n)])
+    zero = x == 0.0
+    silent = np.zeros(len(x), dtype=bool)
+    if zero.any():
+        # Start and end (exclusive) of the zero run that contains each sample, across hops.
+        index = np.arange(len(x))
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], zero, [False]]).astype(np.int8)))
+        run_start, run_end = edges[0::2], edges[1::2]
+        run = np.maximum(np.searchsorted(run_start, index, side="right") - 1, 0)
+        start, end = run_start[run], run_end[run]
+        hop_end = (index // hop + 1) * hop
+        silent = zero & ((np.minimum(end, hop_end) - start >= DC_SILENT_RUN) | (end >= hop_end))
+    silent = silent.reshape(hops, hop)
+    x = x.reshape(hops, hop)
+
+    offsets = np.zeros((hops, hop))
+    estimate, count = 0.0, 0
     for k in range(hops):
-        count = torch.where(silent[:, k], torch.zeros_like(count), (count + 1).clamp(max=DC_HOPS))
-        estimate = torch.where(silent[:, k], torch.zeros_like(estimate),
-                               estimate + (means[:, k] - estimate) / count.clamp(min=1))
-        offsets[:, k] = estimate
-    return offsets.float().repeat_interleave(hop, dim=1)[:, :n]
+        sound = ~silent[k]
+        if not sound.any():
+            estimate, count = 0.0, 0
+            continue
+        count = min(count + 1, DC_HOPS)
+        estimate += (x[k][sound].sum() / sound.sum() - estimate) / count
+        if abs(estimate) < TINY:
+            estimate = 0.0
+        # The engine subtracts the estimate as a float.
+        offsets[k][sound] = np.float32(estimate)
+    return offsets.reshape(-1)[:n]
 
 
 def sqrt_hann(window):
