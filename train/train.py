@@ -303,6 +303,9 @@ def main():
     ap.add_argument("--noise-lead-share", type=float, default=0.0,
                     help="share of the examples with stopping noise whose speech starts only "
                          "after the noise, to let onsets through after noise alone (default 0)")
+    ap.add_argument("--silence-lead-share", type=float, default=0.0,
+                    help="share of training examples that start with digital silence in input "
+                         "and target, for streams that start silent (default 0)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -339,6 +342,8 @@ def main():
         sys.exit(f"train.py: invalid --noise-stop-share {args.noise_stop_share}: use a value from 0 to 1")
     if not 0.0 <= args.noise_lead_share <= 1.0:
         sys.exit(f"train.py: invalid --noise-lead-share {args.noise_lead_share}: use a value from 0 to 1")
+    if not 0.0 <= args.silence_lead_share <= 1.0:
+        sys.exit(f"train.py: invalid --silence-lead-share {args.silence_lead_share}: use a value from 0 to 1")
     try:
         snr_range = tuple(float(v) for v in args.snr_range.split(","))
     except ValueError:
@@ -348,7 +353,8 @@ def main():
                  "for example --snr-range=-5,15")
     train_mix = Mixer(corpus, "train", seconds=args.seconds, snr_range=snr_range,
                       clean_share=args.clean_share, floor_share=args.floor_share,
-                      noise_stop_share=args.noise_stop_share, noise_lead_share=args.noise_lead_share)
+                      noise_stop_share=args.noise_stop_share, noise_lead_share=args.noise_lead_share,
+                      silence_lead_share=args.silence_lead_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
 

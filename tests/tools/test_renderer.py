@@ -615,5 +615,47 @@ class LowRateTest(unittest.TestCase):
                 self.assertGreater(gained, reference - 2.0)
 
 
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class SilentStartTest(unittest.TestCase):
+    """Noisy speech after digital silence is denoised as well as without the silence.
+
+    A stream starts silent before its source is live, and a file can too. Only the clean-only
+    training crops started silent, so the models learned to pass much of the noise that follows
+    a silent start. On this speech in white noise the default model gains 11.5 dB after 0.2 s of
+    silence instead of 12.7 dB. The low-latency model gains 7.3 dB after 1 s instead of 11.9 dB.
+    """
+
+    CLIP = LowRateTest.CLIP
+
+    def gained(self, directory, name, speech, noisy, lead, model):
+        """Return the SI-SDR improvement of the output of noisy after lead zeros, over speech."""
+        source = os.path.join(directory, f"{name}-in.wav")
+        output = os.path.join(directory, f"{name}-out.wav")
+        soundfile.write(source, np.concatenate([np.zeros(lead), noisy]), 48000, subtype="FLOAT")
+        result = run(DRSN_DENOISE, "-q", "--model", model, source, output)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out, _ = soundfile.read(output, dtype="float64")
+        return metrics.si_sdr(speech, out[lead:]) - metrics.si_sdr(speech, noisy)
+
+    # NOTE: both shipped models fail this (docs/model.md, Silent starts), until a model trained
+    # with train.py --silence-lead-share replaces them. Remove the decorator then: an unexpected
+    # success fails the run.
+    @unittest.expectedFailure
+    def test_silent_start_keeps_denoising(self):
+        speech, rate_hz = soundfile.read(self.CLIP, dtype="float64")
+        self.assertEqual(rate_hz, 48000)
+        speech = speech[: 6 * rate_hz]
+        rng = np.random.default_rng(4)
+        noise = rng.standard_normal(len(speech))
+        noise *= np.sqrt(np.mean(speech ** 2) / np.mean(noise ** 2)) * 10 ** (-5 / 20)
+        with tempfile.TemporaryDirectory() as directory:
+            for model in ("default", "low-latency"):
+                plain = self.gained(directory, f"{model}-plain", speech, speech + noise, 0, model)
+                for lead in (9600 + 123, 48000 + 77):
+                    after = self.gained(directory, f"{model}-{lead}", speech, speech + noise, lead, model)
+                    print(f"{model}: SI-SDR improvement {plain:+.2f} dB, after {lead} zeros {after:+.2f} dB")
+                    self.assertGreater(after, plain - 1.0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -120,7 +120,8 @@ def stop_envelope(n, stop, fade=960):
 
 class Mixer:
     def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05,
-                 floor_share=0.0, noise_stop_share=0.0, noise_lead_share=0.0):
+                 floor_share=0.0, noise_stop_share=0.0, noise_lead_share=0.0,
+                 silence_lead_share=0.0):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
@@ -135,8 +136,12 @@ class Mixer:
         # to let speech through soon after loud noise ends.
         self.noise_stop_share = noise_stop_share
         # Share of those whose speech starts only after the noise has stopped, as when a talker
-        # starts after a noisy stretch with nobody speaking.
+        # starts after a noisy stretch without speech.
         self.noise_lead_share = noise_lead_share
+        # Share of examples that start with digital silence in input and target, as a stream
+        # does before its source is live. Otherwise only clean-only crops start silent, and
+        # the network learns to pass much of the noise after a silent start.
+        self.silence_lead_share = silence_lead_share
 
     def speech_crop(self, rng):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth."""
@@ -248,6 +253,11 @@ class Mixer:
         if self.floor_share > 0.0 and rng.random() < self.floor_share:
             floor = rng.standard_normal(n) * 10 ** (rng.uniform(-100, -70) / 20)
             mix, speech = mix + floor, speech + floor
+        # No draw at all without silent starts, so that runs without them keep their batches.
+        if self.silence_lead_share > 0.0 and rng.random() < self.silence_lead_share:
+            start = int(rng.uniform(0.05, 0.5) * n)
+            mix[:start] = 0.0
+            speech[:start] = 0.0
         return mix.astype(np.float32), speech.astype(np.float32), loss_cutoff, voiced
 
     def batch(self, rng, size):
