@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
 import metrics  # noqa: E402
 from drsn.mixer import RATE_HZ, Mixer  # noqa: E402
-from drsn.model import DRSN, Config  # noqa: E402
+from drsn.model import DRSN, Config, dc_offsets  # noqa: E402
 
 COMPRESSION = 0.3
 OVER_SUPPRESSION_WEIGHT = 3.0   # errors where the output falls below the clean target
@@ -109,6 +109,13 @@ def estoi_like(model, target, out):
     o = _centre_and_normalise(_centre_and_normalise(out_seg, 3), 1)
     per_segment = (c * o).sum(dim=(1, 3)) / length
     return (per_segment * valid).sum(dim=1) / (valid.sum(dim=1) + 1e-9)
+
+
+def without_dc(noisy, clean, hop):
+    """Return noisy and clean (numpy, [N, samples]) less the DC offset estimate that the C
+    engine takes from noisy before its analysis and gives back to its output."""
+    offsets = dc_offsets(torch.from_numpy(noisy), hop).numpy()
+    return noisy - offsets, clean - offsets
 
 
 def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0,
@@ -306,6 +313,9 @@ def main():
     ap.add_argument("--silence-lead-share", type=float, default=0.0,
                     help="share of training examples that start with digital silence in input "
                          "and target, for streams that start silent (default 0)")
+    ap.add_argument("--dc-offsets", action="store_true",
+                    help="train on the input less the C engine's running DC offset estimate, as "
+                         "the engine runs the network (docs/design.md, DC offset)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -357,6 +367,9 @@ def main():
                       silence_lead_share=args.silence_lead_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
+    if args.dc_offsets:
+        val_batches = [(*without_dc(noisy, clean, cfg.hop_samples), cutoff)
+                       for noisy, clean, cutoff in val_batches]
 
     step, best, history = 0, float("inf"), []
     if os.path.exists(last_path):
@@ -393,6 +406,8 @@ def main():
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
         noisy, clean, cutoff = train_mix.batch(rng, args.batch)
+        if args.dc_offsets:
+            noisy, clean = without_dc(noisy, clean, cfg.hop_samples)
         loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
                                  args.si_sdr_weight, args.low_band_weight, args.estoi_weight,
                                  args.magnitude_weight, args.complex_weight)

@@ -42,13 +42,14 @@ def main():
 
         # Another band layout (one bin per band at the bottom), the pitch input, noise floors and
         # noise that stops in half the examples (in half of those before the speech starts),
-        # and a silent start in half, started from the first run. Its per-band weights are mapped to the new bands and its
+        # a silent start in half, and the engine's DC offset estimate taken out, started from
+        # the first run. Its per-band weights are mapped to the new bands and its
         # stem gains the pitch channel. The C engine must follow the centres that the model
         # file carries.
         centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
         run(*train[:3], "smoke-bands", *train[4:], "--pitch", "--band-centres", centres, "--steps", "2",
             "--floor-share", "0.5", "--noise-stop-share", "0.5", "--noise-lead-share", "0.5",
-            "--silence-lead-share", "0.5",
+            "--silence-lead-share", "0.5", "--dc-offsets",
             "--init-from", os.path.join(tmp, "runs", "smoke", "last.pt"))
         model = os.path.join(tmp, "smoke-bands.drsn")
         golden = os.path.join(tmp, "smoke-bands-golden.bin")
