@@ -383,11 +383,15 @@ static uint32_t mark_silence(drsn_channel *ch, const float *samples,
     if (!mark)
       sound += end - start;
   }
-  /* The zeros that end this hop, for the run test of the next one. */
+  /* The zeros that end this hop, for the run test of the next one. Only
+   * runs up to DRSN_DC_SILENT_RUN matter, so the count stops there and
+   * cannot wrap in a long silence. */
   uint32_t tail = 0;
   while (tail < hop && samples[hop - 1 - tail] == 0.0f)
     tail++;
-  ch->dc_zero_run = tail == hop ? ch->dc_zero_run + hop : tail;
+  if (tail == hop)
+    tail += ch->dc_zero_run;
+  ch->dc_zero_run = tail < DRSN_DC_SILENT_RUN ? tail : DRSN_DC_SILENT_RUN;
   return sound;
 }
 
