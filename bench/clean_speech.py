@@ -45,11 +45,16 @@ def distinct_clean_clips(manifest_path):
     return clips
 
 
+def copy_path(clip_path, index, directory):
+    """Return the WAV path in directory (made if missing) for the copy of a clip with an index."""
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+
+
 def offset_copy(clip_path, index, directory, offset):
     """Write a clip as 32-bit float with offset added to every sample and return the new path."""
     samples, rate_hz = soundfile.read(clip_path, dtype="float64")
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+    path = copy_path(clip_path, index, directory)
     soundfile.write(path, (samples + offset).astype(np.float32), rate_hz, subtype="FLOAT")
     return path
 
@@ -66,8 +71,7 @@ def dithered_copy(clip_path, index, directory, offset=0.0):
     generator = np.random.default_rng(index)
     noise = generator.uniform(-0.5, 0.5, samples.shape) + generator.uniform(-0.5, 0.5, samples.shape)
     quantised = np.clip(np.round(samples * 32768.0 + noise), -32768, 32767).astype(np.int16)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
+    path = copy_path(clip_path, index, directory)
     soundfile.write(path, quantised, rate_hz, subtype="PCM_16")
     return path
 

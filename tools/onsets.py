@@ -12,9 +12,9 @@ Onsets are found in the clean input with a frame-energy rule:
 
 For each onset the energy of the 50 ms of the input and of the processed signal that start at
 the onset frame's first sample is compared in dB. Each signal loses its mean first, so that a
-DC offset counts neither in the onsets nor in their energy. The processed signal must be sample-aligned
-with the input, as the drsn-denoise renderer writes it. Run as a program, it prints a table of
-the onsets and the worst difference:
+DC offset counts neither in the onsets nor in their energy. The processed signal must be
+sample-aligned with the input, as the drsn-denoise renderer writes it. Run as a program, it
+prints a table of the onsets and the worst difference:
 
     /usr/bin/python3 tools/onsets.py CLEAN.wav PROCESSED.wav [--tolerance DB]
 """

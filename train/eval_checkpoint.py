@@ -44,21 +44,33 @@ def padded(model, x):
     return torch.from_numpy(x.astype(np.float32)).reshape(1, -1)
 
 
-@torch.no_grad()
-def network_gains(model, x, limit_db):
-    """Run the model on the samples x (numpy), padded() and without the engine's DC offset
-    estimate (dc_offsets). Returns that waveform, its spectrum, pitch spectrum and pitch sums
-    (None without the pitch input) and the gains [1, frames, bands], limited to -limit_db."""
-    cfg = model.cfg
+def engine_waveform(model, x):
+    """Return the samples x (numpy) padded() and less the engine's DC offset estimate
+    (dc_offsets), and that estimate, both [1, samples]."""
     t = padded(model, x)
-    t = t - dc_offsets(t, cfg.hop_samples)
+    offsets = dc_offsets(t, model.cfg.hop_samples)
+    return t - offsets, offsets
+
+
+@torch.no_grad()
+def waveform_gains(model, t, limit_db):
+    """Run the model on the waveform t [1, samples] from engine_waveform(). Returns its
+    spectrum, pitch spectrum and pitch sums (None without the pitch input) and the gains
+    [1, frames, bands], limited to -limit_db."""
     spec = model.stft(t)
     p = sums = None
-    if cfg.pitch:
+    if model.cfg.pitch:
         p = model.pitch_spectrum(t, spec)
         sums = model.pitch_sums(spec, p)
     gains, _voice = model.network(model.features(spec, t, p, sums))
-    return t, spec, p, sums, gains.clamp(min=10 ** (-limit_db / 20))
+    return spec, p, sums, gains.clamp(min=10 ** (-limit_db / 20))
+
+
+def network_gains(model, x, limit_db):
+    """Run the model on the samples x (numpy) as the engine does (engine_waveform). Returns
+    that waveform and the values of waveform_gains()."""
+    t, _offsets = engine_waveform(model, x)
+    return (t, *waveform_gains(model, t, limit_db))
 
 
 def resynthesise(model, spec, length):
@@ -73,9 +85,9 @@ def resynthesise(model, spec, length):
 @torch.no_grad()
 def denoise(model, x, limit_db):
     """Return the samples x (numpy) denoised as the C engine does, aligned with x."""
-    _t, spec, p, sums, gains = network_gains(model, x, limit_db)
-    offsets = dc_offsets(padded(model, x), model.cfg.hop_samples)[0, : len(x)].numpy()
-    return resynthesise(model, model.enhance(spec, gains, p, sums), len(x)) + offsets
+    t, offsets = engine_waveform(model, x)
+    spec, p, sums, gains = waveform_gains(model, t, limit_db)
+    return resynthesise(model, model.enhance(spec, gains, p, sums), len(x)) + offsets[0, : len(x)].numpy()
 
 
 def checkpoint_arguments(description):

@@ -346,14 +346,10 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if not 0.0 <= args.clean_share <= 0.95:
         sys.exit(f"train.py: invalid --clean-share {args.clean_share}: use a value from 0 to 0.95")
-    if not 0.0 <= args.floor_share <= 1.0:
-        sys.exit(f"train.py: invalid --floor-share {args.floor_share}: use a value from 0 to 1")
-    if not 0.0 <= args.noise_stop_share <= 1.0:
-        sys.exit(f"train.py: invalid --noise-stop-share {args.noise_stop_share}: use a value from 0 to 1")
-    if not 0.0 <= args.noise_lead_share <= 1.0:
-        sys.exit(f"train.py: invalid --noise-lead-share {args.noise_lead_share}: use a value from 0 to 1")
-    if not 0.0 <= args.silence_lead_share <= 1.0:
-        sys.exit(f"train.py: invalid --silence-lead-share {args.silence_lead_share}: use a value from 0 to 1")
+    for option in ("floor_share", "noise_stop_share", "noise_lead_share", "silence_lead_share"):
+        value = getattr(args, option)
+        if not 0.0 <= value <= 1.0:
+            sys.exit(f"train.py: invalid --{option.replace('_', '-')} {value}: use a value from 0 to 1")
     try:
         snr_range = tuple(float(v) for v in args.snr_range.split(","))
     except ValueError:

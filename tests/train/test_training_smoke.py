@@ -40,10 +40,10 @@ def main():
         env = dict(os.environ, DRSN_MODEL_PATH=model, DRSN_GOLDEN_PATH=golden)
         run(golden_test, env=env)
 
-        # Another band layout (one bin per band at the bottom), the pitch input, noise floors and
-        # noise that stops in half the examples (in half of those before the speech starts),
-        # a silent start in half, and the engine's DC offset estimate taken out, started from
-        # the first run. Its per-band weights are mapped to the new bands and its
+        # A second run, started from the first, with another band layout (one bin per band at
+        # the bottom) and the pitch input. Half its examples get noise floors, half noise that
+        # stops (half of those before the speech starts), half a silent start, and all lose the
+        # engine's DC offset estimate. Its per-band weights are mapped to the new bands and its
         # stem gains the pitch channel. The C engine must follow the centres that the model
         # file carries.
         centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
