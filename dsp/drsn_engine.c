@@ -524,8 +524,15 @@ static void process_hop(drsn_engine *e)
     /* The next hop of output comes from the input hop overlap - 1 hops
      * back: give it back the offset taken from that hop. */
     const float *dc = ch->dc_sent + ((e->frames + 1) % overlap) * hop;
-    for (uint32_t i = 0; i < hop; i++)
-      ch->queue[i] = ch->ola[i] + dc[i];
+    if (e->frames + 1 < overlap) {
+      /* That hop is output from before the first input sample, within the
+       * reported latency: it is silence by definition. The synthesis would
+       * leave a little of the first hops' gains spread back in time. */
+      memset(ch->queue, 0, hop * sizeof(float));
+    } else {
+      for (uint32_t i = 0; i < hop; i++)
+        ch->queue[i] = ch->ola[i] + dc[i];
+    }
     memmove(ch->ola, ch->ola + hop, (W - hop) * sizeof(float));
     memset(ch->ola + (W - hop), 0, hop * sizeof(float));
   }

@@ -629,6 +629,45 @@ static void test_reset_and_limit(void **state)
   drsn_model_free(m);
 }
 
+/** The output within the reported latency comes from before the first
+ * input sample, so it is silent, even for a full-scale square wave whose
+ * gains would otherwise spread back in time; after a reset too. */
+static void test_latency_stretch_silent(void **state)
+{
+  (void)state;
+  drsn_model *m = load_default();
+  static const double rates[] = {48000, 44100, 96000, 16000};
+  for (size_t r = 0; r < sizeof rates / sizeof rates[0]; r++) {
+    const double rate = rates[r];
+    drsn_engine *e = make_engine(m, rate, 1);
+    const uint32_t L = drsn_engine_latency_samples(e);
+    const size_t n = (size_t)L * 4;
+    float *x = malloc(n * sizeof(float));
+    float *y = malloc(n * sizeof(float));
+    assert_non_null(x);
+    assert_non_null(y);
+    const size_t period = (size_t)(rate / 220.0);
+    for (size_t i = 0; i < n; i++)
+      x[i] = (i / (period / 2)) % 2 ? -1.0f : 1.0f;
+    for (int pass = 0; pass < 2; pass++) {
+      run_mono(e, x, y, n, 64);
+      for (size_t i = 0; i < L; i++)
+        if (y[i] != 0.0f)
+          fail_msg("%.0f Hz pass %d: output %zu of %u in the latency is %g",
+                   rate, pass, i, L, (double)y[i]);
+      double energy = 0.0;
+      for (size_t i = L; i < n; i++)
+        energy += (double)y[i] * y[i];
+      assert_true(energy / (double)(n - L) > 1e-3);
+      drsn_engine_reset(e);
+    }
+    free(x);
+    free(y);
+    drsn_engine_destroy(e);
+  }
+  drsn_model_free(m);
+}
+
 /** A DC offset in the input passes to the output unchanged, after the
  * latency, and changes nothing else because the network never receives it.
  * Digital silence has no offset, even where it starts or ends within a hop:
@@ -804,6 +843,7 @@ int main(void)
       cmocka_unit_test(test_denormals),
       cmocka_unit_test(test_channels),
       cmocka_unit_test(test_reset_and_limit),
+      cmocka_unit_test(test_latency_stretch_silent),
       cmocka_unit_test(test_dc_offset_passes),
       cmocka_unit_test(test_band_weights),
       cmocka_unit_test(test_features_rate_independent),
