@@ -435,12 +435,10 @@ static void process_hop(drsn_engine *e)
   const uint32_t pitch_offset = (e->model->input_channels - 1) * B;
   const uint32_t overlap = W / hop;
 
-  for (uint32_t c = 0; c < C; c++)
-    track_dc(&e->ch[c], e->ch[c].input + e->history + (W - hop), hop,
-             e->ch[c].dc_sent + (e->frames % overlap) * hop, e->silent);
-
   for (uint32_t c = 0; c < C; c++) {
     drsn_channel *ch = &e->ch[c];
+    track_dc(ch, ch->input + e->history + (W - hop), hop,
+             ch->dc_sent + (e->frames % overlap) * hop, e->silent);
     drsn_stft_analyse(&e->stft, ch->input + e->history, ch->spectrum);
     drsn_bands_energy(&e->bands, (const float *)ch->spectrum, ch->energy);
   }
