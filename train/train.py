@@ -119,7 +119,8 @@ def without_dc(noisy, clean, hop):
 
 
 def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weight=1.0,
-               estoi_weight=0.0, magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT):
+               estoi_weight=0.0, magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT,
+               over_suppression_weight=OVER_SUPPRESSION_WEIGHT):
     spec, out, gains, voice = model(noisy)
     target = model.stft(clean)
     mask = bin_mask(model, cutoff_hz)
@@ -133,7 +134,7 @@ def loss_terms(model, noisy, clean, cutoff_hz, si_sdr_weight=0.01, low_band_weig
     out_mag = (out.abs() + 1e-8) ** COMPRESSION
     tgt_mag = (target.abs() + 1e-8) ** COMPRESSION
     diff = out_mag - tgt_mag
-    weight = 1.0 + (OVER_SUPPRESSION_WEIGHT - 1.0) * (diff < 0).float()
+    weight = 1.0 + (over_suppression_weight - 1.0) * (diff < 0).float()
     norm = spectral_mask.sum() * out.shape[-1] + 1e-9
     magnitude = (spectral_mask * weight * diff ** 2).sum() / norm
 
@@ -180,13 +181,14 @@ def feature_statistics(model, mixer, rng, batches=20, batch=16):
 
 @torch.no_grad()
 def validate(model, val_batches, si_sdr_weight, low_band_weight=1.0, estoi_weight=0.0,
-             magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT):
+             magnitude_weight=1.0, complex_weight=COMPLEX_WEIGHT,
+             over_suppression_weight=OVER_SUPPRESSION_WEIGHT):
     model.eval()
     total, count = 0.0, 0
     for noisy, clean, cutoff in val_batches:
         loss, _ = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
                              si_sdr_weight, low_band_weight, estoi_weight, magnitude_weight,
-                             complex_weight)
+                             complex_weight, over_suppression_weight)
         total += loss.item()
         count += 1
     model.train()
@@ -291,6 +293,9 @@ def main():
                     help="weight of the compressed-magnitude loss term (0 for the loss ablation)")
     ap.add_argument("--complex-weight", type=float, default=COMPLEX_WEIGHT,
                     help="weight of the compressed complex-spectrum loss term (0 for the loss ablation)")
+    ap.add_argument("--over-suppression-weight", type=float, default=OVER_SUPPRESSION_WEIGHT,
+                    help="weight of the compressed-magnitude errors where the output falls below "
+                         "the clean target, against 1 where it lies above")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false", help="ablation: plain residual blocks")
     ap.add_argument("--shared-threshold", action="store_true", help="ablation: one threshold for all channels")
     ap.add_argument("--pooled-state", action="store_true",
@@ -406,7 +411,8 @@ def main():
             noisy, clean = without_dc(noisy, clean, cfg.hop_samples)
         loss, parts = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(cutoff),
                                  args.si_sdr_weight, args.low_band_weight, args.estoi_weight,
-                                 args.magnitude_weight, args.complex_weight)
+                                 args.magnitude_weight, args.complex_weight,
+                                 args.over_suppression_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -422,7 +428,8 @@ def main():
             window_loss = []
         if step % args.validate_every == 0 or step == args.steps:
             val = validate(model, val_batches, args.si_sdr_weight, args.low_band_weight,
-                           args.estoi_weight, args.magnitude_weight, args.complex_weight)
+                           args.estoi_weight, args.magnitude_weight, args.complex_weight,
+                           args.over_suppression_weight)
             history.append({"step": step, "val": val, "time": time.time()})
             print(f"step {step} validation {val:.4f} (best {best:.4f})", flush=True)
             if val < best:
