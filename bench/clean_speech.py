@@ -51,6 +51,21 @@ def copy_path(clip_path, index, directory):
     return os.path.join(directory, f"{index:04d}-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
 
 
+def start_on_speech_copy(clip_path, index, directory):
+    """Write a clip as 32-bit float without its leading digital silence and return the new path.
+
+    The stored clips start with 0.2 s of zeros, and a recording trimmed to its first word has
+    none: the denoiser must then pass the speech from the first sample on.
+    """
+    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    sounding = np.flatnonzero(samples != 0.0)
+    if len(sounding) == 0:
+        raise evaluate.EvaluationError(f"{clip_path} is digital silence throughout")
+    path = copy_path(clip_path, index, directory)
+    soundfile.write(path, samples[sounding[0]:].astype(np.float32), rate_hz, subtype="FLOAT")
+    return path
+
+
 def offset_copy(clip_path, index, directory, offset):
     """Write a clip as 32-bit float with offset added to every sample and return the new path."""
     samples, rate_hz = soundfile.read(clip_path, dtype="float64")
@@ -182,6 +197,9 @@ def main(argv=None):
     parser.add_argument("--dc-offset", type=float, default=0.0, metavar="VALUE",
                         help="add this DC offset (full scale is 1) to every clip, as a cheap "
                         "interface does; the output is scored against the clip with the offset")
+    parser.add_argument("--start-on-speech", action="store_true",
+                        help="cut the leading digital silence of each clip (not of the onset "
+                        "clip), so that it starts on its first word; before --dither and --dc-offset")
     parser.add_argument("--noise-before", type=float, default=0.0, metavar="SECONDS",
                         help="put that many seconds of white noise at -30 dBFS in front of the "
                         "onset clip and check the onsets of the speech after it")
@@ -197,6 +215,9 @@ def main(argv=None):
         if len(set(names)) != len(names):
             raise evaluate.EvaluationError("two systems have the same name")
         clips = distinct_clean_clips(arguments.manifest) if arguments.manifest else []
+        if arguments.start_on_speech:
+            start_directory = os.path.join(arguments.work_dir, "start-on-speech-input")
+            clips = [start_on_speech_copy(clip, index, start_directory) for index, clip in enumerate(clips)]
         onset_clip = arguments.onset_clip
         offset = arguments.dc_offset
         if arguments.dither:

@@ -318,6 +318,9 @@ def main():
     ap.add_argument("--silence-lead-share", type=float, default=0.0,
                     help="share of training examples that start with digital silence in input "
                          "and target, for streams that start silent (default 0)")
+    ap.add_argument("--speech-start-share", type=float, default=0.0,
+                    help="share of training examples whose speech sounds from the first sample, "
+                         "for recordings that start on a word (default 0)")
     ap.add_argument("--dc-offsets", action="store_true",
                     help="train on the input less the C engine's running DC offset estimate, as "
                          "the engine runs the network (docs/design.md, DC offset)")
@@ -365,7 +368,8 @@ def main():
     train_mix = Mixer(corpus, "train", seconds=args.seconds, snr_range=snr_range,
                       clean_share=args.clean_share, floor_share=args.floor_share,
                       noise_stop_share=args.noise_stop_share, noise_lead_share=args.noise_lead_share,
-                      silence_lead_share=args.silence_lead_share)
+                      silence_lead_share=args.silence_lead_share,
+                      speech_start_share=args.speech_start_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
     if args.dc_offsets:
