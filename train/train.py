@@ -321,6 +321,9 @@ def main():
     ap.add_argument("--speech-start-share", type=float, default=0.0,
                     help="share of training examples whose speech sounds from the first sample, "
                          "for recordings that start on a word (default 0)")
+    ap.add_argument("--noise-start-share", type=float, default=0.0,
+                    help="share of noisy training examples whose noise starts 10 to 70 %% into "
+                         "the crop, after clean speech, when it does not stop (default 0)")
     ap.add_argument("--dc-offsets", action="store_true",
                     help="train on the input less the C engine's running DC offset estimate, as "
                          "the engine runs the network (docs/design.md, DC offset)")
@@ -369,7 +372,8 @@ def main():
                       clean_share=args.clean_share, floor_share=args.floor_share,
                       noise_stop_share=args.noise_stop_share, noise_lead_share=args.noise_lead_share,
                       silence_lead_share=args.silence_lead_share,
-                      speech_start_share=args.speech_start_share)
+                      speech_start_share=args.speech_start_share,
+                      noise_start_share=args.noise_start_share)
     val_mix = Mixer(corpus, "val", seconds=args.seconds)
     val_batches = [val_mix.batch(np.random.default_rng(1000 + i), args.batch) for i in range(args.val_batches)]
     if args.dc_offsets:

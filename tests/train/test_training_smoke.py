@@ -42,15 +42,16 @@ def main():
 
         # A second run, started from the first, with another band layout (one bin per band at
         # the bottom) and the pitch input. Half its examples get noise floors, half noise that
-        # stops (half of those before the speech starts), half a silent start, half speech from
-        # the first sample, and all lose the engine's DC offset estimate. Over-suppression
+        # stops (half of those before the speech starts; half of the others noise that starts
+        # late), half a silent start, half speech from the first sample, and all lose the
+        # engine's DC offset estimate. Over-suppression
         # counts 6 times. Its per-band weights are mapped to the new bands and its stem gains
         # the pitch channel. The C engine must follow the centres that the model file carries.
         centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
         run(*train[:3], "smoke-bands", *train[4:], "--pitch", "--band-centres", centres, "--steps", "2",
             "--floor-share", "0.5", "--noise-stop-share", "0.5", "--noise-lead-share", "0.5",
             "--silence-lead-share", "0.5", "--dc-offsets", "--over-suppression-weight", "6",
-            "--speech-start-share", "0.5",
+            "--speech-start-share", "0.5", "--noise-start-share", "0.5",
             "--init-from", os.path.join(tmp, "runs", "smoke", "last.pt"))
         model = os.path.join(tmp, "smoke-bands.drsn")
         golden = os.path.join(tmp, "smoke-bands-golden.bin")

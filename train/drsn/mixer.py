@@ -121,7 +121,7 @@ def stop_envelope(n, stop, fade=960):
 class Mixer:
     def __init__(self, corpus_dir, split, seconds=2.0, snr_range=(-5.0, 25.0), clean_share=0.05,
                  floor_share=0.0, noise_stop_share=0.0, noise_lead_share=0.0,
-                 silence_lead_share=0.0, speech_start_share=0.0):
+                 silence_lead_share=0.0, speech_start_share=0.0, noise_start_share=0.0):
         self.speech = Bank(corpus_dir, f"{split}_speech")
         self.noise = Bank(corpus_dir, f"{split}_noise")
         keys = os.path.join(corpus_dir, "typing_keys.npy")
@@ -147,6 +147,11 @@ class Mixer:
         # the noise of a noisy crop starts at once. The networks learned to suppress whatever
         # sounds from the first sample, and cut the first word of clean speech by up to 28 dB.
         self.speech_start_share = speech_start_share
+        # Share of the noisy examples whose noise starts within the crop, after clean speech,
+        # when their noise does not stop. Otherwise the noise of a crop never starts late, and
+        # a network that has heard only clean speech or silence stays in that state when
+        # noise comes.
+        self.noise_start_share = noise_start_share
 
     def speech_crop(self, rng, inside=False):
         """Concatenate clips with short gaps until the crop is full; return it and its bandwidth.
@@ -248,6 +253,9 @@ class Mixer:
                 if self.noise_lead_share > 0.0 and rng.random() < self.noise_lead_share:
                     start = min(n, stop + int(rng.uniform(0.0, 0.5) * RATE_HZ))
                     speech = speech * (1.0 - stop_envelope(n, start, fade=480))
+            # No draw at all without late starts, so that runs without them keep their batches.
+            elif self.noise_start_share > 0.0 and rng.random() < self.noise_start_share:
+                noise = noise * (1.0 - stop_envelope(n, int(rng.uniform(0.1, 0.7) * n)))
 
         cutoff = RATE_HZ / 2
         if rng.random() < 0.1:                           # content of an 8 to 22.05 kHz host rate
