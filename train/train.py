@@ -334,7 +334,6 @@ def main():
     torch.manual_seed(args.seed)
     corpus = args.corpus or os.path.join(args.data, "corpus")
     run_dir = os.path.join(args.data, "runs", args.run)
-    os.makedirs(run_dir, exist_ok=True)
     last_path = os.path.join(run_dir, "last.pt")
 
     band_centres = None
@@ -357,10 +356,14 @@ def main():
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if not 0.0 <= args.clean_share <= 0.95:
         sys.exit(f"train.py: invalid --clean-share {args.clean_share}: use a value from 0 to 0.95")
-    for option in ("floor_share", "noise_stop_share", "noise_lead_share", "silence_lead_share"):
+    for option in ("floor_share", "noise_stop_share", "noise_lead_share", "silence_lead_share",
+                   "speech_start_share", "noise_start_share"):
         value = getattr(args, option)
         if not 0.0 <= value <= 1.0:
             sys.exit(f"train.py: invalid --{option.replace('_', '-')} {value}: use a value from 0 to 1")
+    if not 0.0 < args.over_suppression_weight < 1000.0:
+        sys.exit(f"train.py: invalid --over-suppression-weight {args.over_suppression_weight}: "
+                 "use a value above 0 and below 1000")
     try:
         snr_range = tuple(float(v) for v in args.snr_range.split(","))
     except ValueError:
@@ -379,6 +382,8 @@ def main():
     if args.dc_offsets:
         val_batches = [(*without_dc(noisy, clean, cfg.hop_samples), cutoff)
                        for noisy, clean, cutoff in val_batches]
+    # Only now, so that a command line or corpus that fails leaves no empty run folder.
+    os.makedirs(run_dir, exist_ok=True)
 
     step, best, history = 0, float("inf"), []
     if os.path.exists(last_path):

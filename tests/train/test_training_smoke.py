@@ -61,6 +61,19 @@ def main():
         env = dict(os.environ, DRSN_MODEL_PATH=model, DRSN_GOLDEN_PATH=golden)
         run(golden_test, env=env)
 
+        # Out-of-range options stop the run before it starts, with a message that names them,
+        # and leave no run folder behind.
+        for option, value in (("--speech-start-share", "1.5"), ("--noise-start-share", "-0.1"),
+                              ("--silence-lead-share", "2"), ("--over-suppression-weight", "0"),
+                              ("--over-suppression-weight", "nan")):
+            args = [*train[:3], "smoke-invalid", *train[4:], "--steps", "1", option, value]
+            print("+", " ".join(args), flush=True)
+            result = subprocess.run(args, capture_output=True, text=True)
+            if result.returncode == 0 or f"invalid {option}" not in result.stderr:
+                sys.exit(f"train.py accepted {option} {value}: {result.stderr}")
+            if os.path.exists(os.path.join(tmp, "runs", "smoke-invalid")):
+                sys.exit(f"train.py left a run folder after {option} {value}")
+
 
 if __name__ == "__main__":
     main()
