@@ -41,12 +41,12 @@ def main():
         run(golden_test, env=env)
 
         # A second run, started from the first, with another band layout (one bin per band at
-        # the bottom) and the pitch input. Half its examples get noise floors, half noise that
-        # stops (half of those before the speech starts; half of the others noise that starts
-        # late), half a silent start, half speech from the first sample, and all lose the
-        # engine's DC offset estimate. Over-suppression
-        # counts 6 times. Its per-band weights are mapped to the new bands and its stem gains
-        # the pitch channel. The C engine must follow the centres that the model file carries.
+        # the bottom) and the pitch input. Half its examples get noise floors and half noise
+        # that stops, half of those before the speech starts. Half of the others get noise that
+        # starts late. Half start silent, half have speech from the first sample, and all lose
+        # the engine's DC offset estimate. Over-suppression counts 6 times. Its per-band
+        # weights are mapped to the new bands and its stem gains the pitch channel. The C
+        # engine must follow the centres that the model file carries.
         centres = "0,50,100,150,200,300,500,1000,2000,4000,8000,20000"
         run(*train[:3], "smoke-bands", *train[4:], "--pitch", "--band-centres", centres, "--steps", "2",
             "--floor-share", "0.5", "--noise-stop-share", "0.5", "--noise-lead-share", "0.5",
