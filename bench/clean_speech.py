@@ -45,6 +45,22 @@ def distinct_clean_clips(manifest_path):
     return clips
 
 
+def read_clip(clip_path):
+    """Return (samples as float64, rate in Hz) of a mono clip; a clip that cannot be read, has
+    more than one channel or contains NaN or infinite samples is an EvaluationError naming it."""
+    try:
+        samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    except (RuntimeError, OSError) as error:
+        raise evaluate.EvaluationError(f"cannot read {clip_path}: {error}") from None
+    if samples.ndim != 1:
+        raise evaluate.EvaluationError(f"{clip_path}: expected a mono file, found {samples.shape[1]} channels")
+    if len(samples) == 0:
+        raise evaluate.EvaluationError(f"{clip_path}: the file has no samples")
+    if not np.all(np.isfinite(samples)):
+        raise evaluate.EvaluationError(f"{clip_path}: contains NaN or infinite samples")
+    return samples, rate_hz
+
+
 def copy_path(clip_path, index, directory):
     """Return the WAV path in directory (made if missing) for the copy of a clip with an index."""
     os.makedirs(directory, exist_ok=True)
@@ -57,10 +73,16 @@ def start_on_speech_copy(clip_path, index, directory):
     The stored clips start with 0.2 s of zeros, and a recording trimmed to its first word has
     none: the denoiser must then pass the speech from the first sample on.
     """
-    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    samples, rate_hz = read_clip(clip_path)
     sounding = np.flatnonzero(samples != 0.0)
     if len(sounding) == 0:
         raise evaluate.EvaluationError(f"{clip_path} is digital silence throughout")
+    if len(samples) - sounding[0] < rate_hz // 10:
+        raise evaluate.EvaluationError(
+            f"{clip_path}: less than 0.1 s is left after its leading digital silence")
+    if np.ptp(samples[sounding[0]:]) == 0.0:
+        raise evaluate.EvaluationError(
+            f"{clip_path}: only a constant is left after its leading digital silence")
     path = copy_path(clip_path, index, directory)
     soundfile.write(path, samples[sounding[0]:].astype(np.float32), rate_hz, subtype="FLOAT")
     return path
@@ -68,7 +90,7 @@ def start_on_speech_copy(clip_path, index, directory):
 
 def offset_copy(clip_path, index, directory, offset):
     """Write a clip as 32-bit float with offset added to every sample and return the new path."""
-    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    samples, rate_hz = read_clip(clip_path)
     path = copy_path(clip_path, index, directory)
     soundfile.write(path, (samples + offset).astype(np.float32), rate_hz, subtype="FLOAT")
     return path
@@ -81,7 +103,7 @@ def dithered_copy(clip_path, index, directory, offset=0.0):
     rounding and dither add one at about -96 dBFS. The dither is seeded by the index. The
     offset, in full-scale units, is added before the rounding.
     """
-    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    samples, rate_hz = read_clip(clip_path)
     samples = samples + offset
     generator = np.random.default_rng(index)
     noise = generator.uniform(-0.5, 0.5, samples.shape) + generator.uniform(-0.5, 0.5, samples.shape)
@@ -96,7 +118,7 @@ def noise_first_copy(clip_path, seconds, directory):
 
     Returns the new path and the number of noise samples in front of the speech.
     """
-    samples, rate_hz = soundfile.read(clip_path, dtype="float64")
+    samples, rate_hz = read_clip(clip_path)
     noise = np.random.default_rng(0).standard_normal(int(round(seconds * rate_hz))) * 10 ** (-30 / 20)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"noise-first-{os.path.splitext(os.path.basename(clip_path))[0]}.wav")
@@ -122,8 +144,14 @@ def render(name, words, clip_path, out_path, read_mono):
 
 def clean_si_sdr(name, words, clip_path, out_path):
     """Run a system on a clean WAV clip and return the SI-SDR of its output against the clip."""
+    read_clip(clip_path)
     clip, processed, _ = render(name, words, clip_path, out_path, metrics.read_mono)
-    return metrics.si_sdr(clip, processed)
+    if not np.all(np.isfinite(processed)):
+        raise evaluate.EvaluationError(f"system {name}: the output for {clip_path} contains NaN or infinite samples")
+    try:
+        return metrics.si_sdr(clip, processed)
+    except ValueError as error:
+        raise evaluate.EvaluationError(f"{clip_path}: {error}") from None
 
 
 def onset_rows(name, words, clip_path, out_path, skip=0):

@@ -51,6 +51,12 @@ def read_manifest(path):
                 )
             rows = []
             for line_number, row in enumerate(reader, start=2):
+                short = [name for name in ("id", "snr_db", "clean", "noisy") if row.get(name) is None]
+                if short:
+                    raise EvaluationError(
+                        f"{path}:{line_number}: no value for {', '.join(short)}; "
+                        "each row needs id, snr_db, clean and noisy"
+                    )
                 try:
                     snr_db = float(row["snr_db"])
                 except ValueError:

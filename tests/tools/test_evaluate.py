@@ -101,6 +101,14 @@ class EvaluateTest(unittest.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn("{in} and {out}", result.stderr)
 
+    def test_short_manifest_row_is_an_error(self):
+        with open(self.manifest, "a", encoding="utf-8") as stream:
+            stream.write("pair3,0\n")
+        result, _ = self.evaluate(f"copy={sys.executable} -c '{COPY}' {{in}} {{out}}")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"{self.manifest}:5: no value for clean, noisy", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

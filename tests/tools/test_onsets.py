@@ -137,5 +137,45 @@ class RendererOnsetTest(unittest.TestCase):
                             f"output {row['output_db']:.2f} dBFS")
 
 
+@unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
+class CleanSpeechInputTest(unittest.TestCase):
+    """bench/clean_speech.py refuses unusable clips with a message that names the clip."""
+
+    def refused(self, directory, samples, options=()):
+        clip = os.path.join(directory, "clip.wav")
+        soundfile.write(clip, samples, RATE_HZ, subtype="FLOAT")
+        manifest = os.path.join(directory, "manifest.csv")
+        with open(manifest, "w", encoding="utf-8") as stream:
+            stream.write("id,snr_db,clean,noisy\n0,0,clip.wav,clip.wav\n")
+        result = subprocess.run(
+            [sys.executable, os.path.join(HERE, "..", "..", "bench", "clean_speech.py"),
+             "--manifest", manifest, "--work-dir", os.path.join(directory, "work"),
+             "--system", f"x={DRSN_DENOISE} -q -f {{in}} {{out}}", *options],
+            capture_output=True, text=True, timeout=300, check=False)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(clip, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        return result.stderr
+
+    def test_unusable_clips(self):
+        speech = tone_burst(0.5)
+        with_nan = speech.copy()
+        with_nan[100] = np.nan
+        last_only = silence(1.0)
+        last_only[-1] = 0.5
+        constant = np.concatenate([silence(0.2), np.full(RATE_HZ, 0.01)])
+        cases = {
+            "stereo": (np.stack([silence(0.5), speech], axis=1), ()),
+            "NaN": (with_nan, ()),
+            "NaN, dithered": (with_nan, ("--dither",)),
+            "empty": (np.zeros(0), ("--dither",)),
+            "last sample only": (last_only, ("--start-on-speech",)),
+            "a constant after silence": (constant, ("--start-on-speech",)),
+        }
+        for case, (samples, options) in cases.items():
+            with self.subTest(case=case), tempfile.TemporaryDirectory() as directory:
+                print(f"{case}: {self.refused(directory, samples, options).strip()}")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
