@@ -46,8 +46,11 @@ def distinct_clean_clips(manifest_path):
 
 
 def read_clip(clip_path):
-    """Return (samples as float64, rate in Hz) of a mono clip; a clip that cannot be read, has
-    more than one channel or contains NaN or infinite samples is an EvaluationError naming it."""
+    """Return (samples as float64, rate in Hz) of a mono clip.
+
+    Raises an EvaluationError that names the clip when it cannot be read, is empty, has more than
+    one channel or contains NaN or infinite samples.
+    """
     try:
         samples, rate_hz = soundfile.read(clip_path, dtype="float64")
     except (RuntimeError, OSError) as error:
@@ -55,7 +58,7 @@ def read_clip(clip_path):
     if samples.ndim != 1:
         raise evaluate.EvaluationError(f"{clip_path}: expected a mono file, found {samples.shape[1]} channels")
     if len(samples) == 0:
-        raise evaluate.EvaluationError(f"{clip_path}: the file has no samples")
+        raise evaluate.EvaluationError(f"{clip_path}: empty file, no samples")
     if not np.all(np.isfinite(samples)):
         raise evaluate.EvaluationError(f"{clip_path}: contains NaN or infinite samples")
     return samples, rate_hz

@@ -629,9 +629,9 @@ static void test_reset_and_limit(void **state)
   drsn_model_free(m);
 }
 
-/** The output within the reported latency comes from before the first
- * input sample, so it is silent, even for a full-scale square wave whose
- * gains would otherwise spread back in time; after a reset too. */
+/** The output within the reported latency stands for the time before the
+ * first input sample, so it is silent, also after a reset. A full-scale
+ * square wave tests it, because its gains would spread back in time. */
 static void test_latency_stretch_silent(void **state)
 {
   (void)state;

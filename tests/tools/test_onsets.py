@@ -139,9 +139,10 @@ class RendererOnsetTest(unittest.TestCase):
 
 @unittest.skipUnless(DRSN_DENOISE, "DRSN_DENOISE is not set")
 class CleanSpeechInputTest(unittest.TestCase):
-    """bench/clean_speech.py refuses unusable clips with a message that names the clip."""
+    """bench/clean_speech.py rejects unusable clips with a message that names the clip."""
 
-    def refused(self, directory, samples, options=()):
+    def run_rejected(self, directory, samples, options=()):
+        """Run clean_speech.py on samples, check that it rejects them, and return its stderr."""
         clip = os.path.join(directory, "clip.wav")
         soundfile.write(clip, samples, RATE_HZ, subtype="FLOAT")
         manifest = os.path.join(directory, "manifest.csv")
@@ -174,7 +175,7 @@ class CleanSpeechInputTest(unittest.TestCase):
         }
         for case, (samples, options) in cases.items():
             with self.subTest(case=case), tempfile.TemporaryDirectory() as directory:
-                print(f"{case}: {self.refused(directory, samples, options).strip()}")
+                print(f"{case}: {self.run_rejected(directory, samples, options).strip()}")
 
 
 if __name__ == "__main__":

@@ -142,15 +142,13 @@ class Mixer:
         # does before its source is live. Otherwise only clean-only crops start silent, and
         # the network learns to pass much of the noise after a silent start.
         self.silence_lead_share = silence_lead_share
-        # Share of examples whose speech is there from the first sample, cut from inside a clip.
-        # Otherwise the speech of every crop starts after 0 to 0.3 s of digital silence, while
-        # the noise of a noisy crop starts at once. The networks learned to suppress whatever
-        # sounds from the first sample, and cut the first word of clean speech by up to 28 dB.
+        # Share of examples whose speech sounds from the first sample, cut from inside a clip.
+        # Without them speech always starts after silence and noise at once, so the networks
+        # learned to cut the first word of clean speech, by up to 28 dB.
         self.speech_start_share = speech_start_share
-        # Share of the noisy examples whose noise starts within the crop, after clean speech,
-        # when their noise does not stop. Otherwise the noise of a crop never starts late, and
-        # a network that has heard only clean speech or silence stays in that state when
-        # noise comes.
+        # Share of the noisy examples without a noise stop whose noise starts late, after clean
+        # speech. Without them a network that has heard only clean speech or silence can keep
+        # passing the noise that comes after.
         self.noise_start_share = noise_start_share
 
     def speech_crop(self, rng, inside=False):
@@ -164,7 +162,8 @@ class Mixer:
             i = self.speech.pick(rng)
             x = self.speech.clip(i)
             if inside and pos == 0:
-                # A sample within 40 dB of the peak, in the first half of those.
+                # Start at a random sample within 40 dB of the clip's peak, among the first half
+                # of such samples, so that speech follows.
                 loud = np.flatnonzero(np.abs(x) > 0.01 * np.max(np.abs(x)))
                 if len(loud):
                     x = x[int(loud[rng.integers(0, max(1, len(loud) // 2))]):]
